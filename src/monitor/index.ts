@@ -1,0 +1,7 @@
+/** The reference monitor: compiled decisions, Chinese Wall state, the policy-update transaction. */
+export { CompiledPolicy, compilePolicy } from './compile.ts';
+export { WallState, type StartAnswer, type WallBlocker } from './chinese-wall.ts';
+export { explainShare, explainUse, explainAuthorized, explainStart } from './decisions.ts';
+export type { ShareAnswer, UseAnswer, AuthorizedAnswer } from './decisions.ts';
+export * from './update.ts';
+export { MonitorError, MonitorErrorCode, isMonitorError } from './errors.ts';
