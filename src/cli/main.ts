@@ -1,0 +1,107 @@
+/**
+ * The `hueguard` command. Each subcommand lives in its own file; this one only wires them to commander and turns
+ * errors into messages and exit codes (0 ok, 1 the input was refused, 2 usage or I/O error).
+ */
+import { Command, CommanderError } from 'commander';
+import { isMonitorError } from '../monitor/errors.ts';
+import { CliError } from './policy-files.ts';
+import { policyCheck } from './policy-check.ts';
+import { policyImport } from './policy-import.ts';
+import { policyExport } from './policy-export.ts';
+import { policyDiff } from './policy-diff.ts';
+import { policyExplain } from './policy-explain.ts';
+import { policyUpdate } from './policy-update.ts';
+import { decide } from './decide.ts';
+
+/** Run an action; its number is the exit code. */
+function run(action: (...args: any[]) => number | Promise<number>) {
+  return async (...args: unknown[]) => {
+    process.exitCode = await action(...args);
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('hueguard')
+    .description('sHype for today\'s virtualization hosts: labels, colors, conflict sets, measured VMs')
+    .version('0.1.0')
+    .showHelpAfterError();
+
+  const policy = program.command('policy').description('write, import, check and compare policies');
+  policy
+    .command('check')
+    .description('validate policies (native YAML or Xen ACM XML, recognised by content)')
+    .argument('<files...>')
+    .option('--labels <file>', 'a Xen 3.0.0 label template (found beside NAME-security_policy.xml when not given)')
+    .option('-q, --quiet', 'print only problems')
+    .action(run((files: string[], o) => policyCheck(files, o)));
+  policy
+    .command('import')
+    .description('convert a Xen ACM XML policy (any generation) to native YAML')
+    .argument('<xen.xml>')
+    .option('--labels <file>', 'a Xen 3.0.0 label template')
+    .option('-o, --output <file>', 'write here instead of stdout')
+    .action(run((file: string, o) => policyImport(file, o)));
+  policy
+    .command('export')
+    .description('write a policy as Xen ACM XML (gen3, Xen 3.2–4.1) or native YAML')
+    .argument('<file>')
+    .requiredOption('--format <format>', 'xen-acm or yaml')
+    .option('--labels <file>', 'a Xen 3.0.0 label template')
+    .option('-o, --output <file>', 'write here instead of stdout')
+    .action(run((file: string, o) => policyExport(file, o)));
+  policy
+    .command('diff')
+    .description('what changed between two policies, and which label pairs gain or lose sharing')
+    .argument('<old>')
+    .argument('<new>')
+    .option('--json', 'machine-readable output')
+    .action(run((a: string, b: string, o) => policyDiff(a, b, o)));
+  policy
+    .command('explain')
+    .description('may VMs of two labels share data, and why')
+    .argument('<file>')
+    .argument('<labelA>')
+    .argument('<labelB>')
+    .option('--json', 'machine-readable output')
+    .action(run((file: string, a: string, b: string, o) => policyExplain(file, a, b, o)));
+  policy
+    .command('update')
+    .description('replay the running state against a new policy (exit 0 accepted, 1 refused)')
+    .argument('<old>')
+    .argument('<new>')
+    .requiredOption('--running <state.json>', 'hosts, their VMs in start order, open flows')
+    .requiredOption('--mode <mode>', 'reject (Xen: any violation refuses the update) or revoke (apply, isolate the violators)')
+    .option('--json', 'machine-readable output')
+    .action(run((a: string, b: string, o) => policyUpdate(a, b, o)));
+
+  program
+    .command('decide')
+    .description('answer share/use/authorized/start queries: JSON lines on stdin, one JSON line out per query')
+    .requiredOption('--policy <file>', 'the policy (native YAML or Xen ACM XML)')
+    .action(run((o) => decide(o)));
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(e.message + '\n');
+      process.exitCode = e.exitCode;
+      return;
+    }
+    if (isMonitorError(e)) {
+      process.stderr.write(`hueguard: ${e.code}: ${e.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw e;
+  }
+}
