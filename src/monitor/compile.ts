@@ -26,6 +26,12 @@ export class CompiledPolicy {
   readonly words: number;
   /** label i's colors: bits of labelColors[i*words .. i*words+words) */
   readonly labelColors: Uint32Array;
+  /** label i's colors as indexes, colorFlat[colorStart[i] .. colorStart[i+1]): beyond one word, a label's few
+   *  colors are probed in the other's row instead of ANDing whole rows (the rows of 100k labels miss the cache) */
+  readonly colorStart: Int32Array;
+  readonly colorFlat: Int32Array;
+  /** OR of 1 << (color & 31) over label i's colors: labels whose summaries do not meet share no color */
+  readonly summary: Uint32Array;
   /** resource i's color index */
   readonly resourceColor: Int32Array;
   /** label i's wall types: wallFlat[wallStart[i] .. wallStart[i+1]) */
@@ -64,15 +70,25 @@ export class CompiledPolicy {
     const W = Math.max(1, Math.ceil(this.colorNames.length / 32));
     this.words = W;
     this.labelColors = new Uint32Array(L * W);
+    this.summary = new Uint32Array(L);
+    this.colorStart = new Int32Array(L + 1);
+    let colorCount = 0;
+    for (const l of policy.labels) colorCount += l.colors.length;
+    this.colorFlat = new Int32Array(colorCount);
     let wallCount = 0;
+    let ck = 0;
     for (let i = 0; i < L; i++) {
       const l = policy.labels[i];
+      this.colorStart[i] = ck;
       for (const c of l.colors) {
         const b = this.color(c);
         this.labelColors[i * W + (b >>> 5)] |= 1 << (b & 31);
+        this.summary[i] |= 1 << (b & 31);
+        this.colorFlat[ck++] = b;
       }
       wallCount += l.walls.length;
     }
+    this.colorStart[L] = ck;
     this.resourceColor = new Int32Array(policy.resources.length);
     policy.resources.forEach((r, i) => (this.resourceColor[i] = this.color(r.color)));
 
@@ -159,9 +175,13 @@ export class CompiledPolicy {
     const W = this.words;
     const c = this.labelColors;
     if (W === 1) return (c[a] & c[b]) !== 0;
-    const oa = a * W;
+    if ((this.summary[a] & this.summary[b]) === 0) return false;
     const ob = b * W;
-    for (let w = 0; w < W; w++) if ((c[oa + w] & c[ob + w]) !== 0) return true;
+    const f = this.colorFlat;
+    for (let k = this.colorStart[a], end = this.colorStart[a + 1]; k < end; k++) {
+      const ci = f[k];
+      if ((c[ob + (ci >>> 5)] & (1 << (ci & 31))) !== 0) return true;
+    }
     return false;
   }
 

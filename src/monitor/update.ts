@@ -5,7 +5,7 @@
  *   `from` (FromPolicy: the old name and version); the new version must be greater; every `from=` rename must
  *   name a label or resource label of the old policy. Xen's DEFAULT policy on either side skips the version check.
  *   These refuse an update in either mode.
- * - Replay, per host: every VM's label (renamed through `from`) must exist, be authorized on the host's label, keep
+ * - Replay, per host (whose own label counts first in its Chinese Wall state, as Dom0's did in Xen): every VM's label (renamed through `from`) must exist, be authorized on the host's label, keep
  *   every attached resource usable, and start in order against the host's new Chinese Wall state (the later of two
  *   conflicting VMs is the violator; a violator is not counted, so that it blames no one after it). Every open flow
  *   must still share a color.
@@ -94,18 +94,28 @@ export interface UpdateResult {
   sharing: SharingDiff;
 }
 
-/** Xen's DEFAULT policy (acmpolicy.py is_default_policy): updates from or to it skip the version check. */
+/**
+ * Xen's DEFAULT policy (acmpolicy.py is_default_policy): updates from or to it skip the version check.
+ *
+ * FIX (update.test.ts): this recognized only the 2007 DEFAULT (default-security_policy.xml: the label, STE type
+ * and CHWALL type SystemManagement, nothing else). The DEFAULT that Xen 4.1's acmpolicy.py writes
+ * (get_DEFAULT_policy, our DEFAULT-security_policy.xml) and tests for (is_default_policy) also has `__UNLABELED__`: labels
+ * [SystemManagement, __UNLABELED__] with bootstrap SystemManagement, STE types [SystemManagement, __UNLABELED__]
+ * (SystemManagement holds both, __UNLABELED__ holds itself), resource labels [__UNLABELED__], CHWALL types
+ * [SystemManagement]. Both are recognized now; lists are compared in order, as Xen does.
+ */
 export function isXenDefaultPolicy(p: Policy): boolean {
+  const SM = 'SystemManagement';
+  const is = (a: readonly string[] | null | undefined, b: readonly string[]) => JSON.stringify(a) === JSON.stringify(b);
+  const colorsOf = (name: string) => p.labels.find((l) => l.name === name)?.colors;
+  if (p.name !== 'DEFAULT' || p.host !== SM || !is(p.walls, [SM])) return false;
   const labels = p.labels.map((l) => l.name);
-  return (
-    p.name === 'DEFAULT' &&
-    labels.length === 1 && labels[0] === 'SystemManagement' &&
-    p.host === 'SystemManagement' &&
-    JSON.stringify(p.colors) === '["SystemManagement"]' &&
-    JSON.stringify(p.labels[0].colors) === '["SystemManagement"]' &&
-    p.resources.length === 0 &&
-    JSON.stringify(p.walls) === '["SystemManagement"]'
-  );
+  const resources = p.resources.map((r) => r.name);
+  const withUnlabeled =
+    is(labels, [SM, UNLABELED]) && is(p.colors, [SM, UNLABELED]) &&
+    is(colorsOf(SM), [SM, UNLABELED]) && is(colorsOf(UNLABELED), [UNLABELED]) && is(resources, [UNLABELED]);
+  const alone = is(labels, [SM]) && is(p.colors, [SM]) && is(colorsOf(SM), [SM]) && resources.length === 0;
+  return withUnlabeled || alone;
 }
 
 /** Dotted numeric versions ("1.4", "2.10.1"); null when not numeric. */
@@ -232,7 +242,9 @@ export function updatePolicy(oldP: Policy, newP: Policy, state: RunningState, mo
     const oldHostLabel = h.label ?? oldP.host;
     const hostNew = oldHostLabel === null ? undefined : labelMap.get(oldHostLabel);
     const hostIdx = hostNew === undefined ? -1 : newC.labelIndex(hostNew);
+    // The host label runs on its host as Xen's Dom0 did: its wall types count before any VM's.
     const wall = new WallState(newC);
+    if (hostIdx >= 0) wall.admit(hostIdx);
     for (const v of h.vms) {
       const oldLabel = v.label ?? UNLABELED;
       const to = labelMap.get(oldLabel);
