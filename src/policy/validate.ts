@@ -32,6 +32,13 @@ export function validatePolicy(p: Policy): Diagnostic[] {
   const out: Diagnostic[] = [];
   if (p.name === '') out.push(err(C.emptyName, 'the policy has an empty name', ['name']));
   if (p.name.includes(':')) out.push(err(C.badName, `policy name "${p.name}" contains ':'`, ['name']));
+  if (p.version === '') out.push(err(C.badVersion, 'the policy has an empty version', ['version']));
+  if (p.from !== undefined) {
+    if (p.from.name === '' || p.from.name.includes(':')) {
+      out.push(err(C.badName, `the policy it updates has an invalid name "${p.from.name}"`, ['from', 'name']));
+    }
+    if (p.from.version === '') out.push(err(C.badVersion, 'the policy it updates has an empty version', ['from', 'version']));
+  }
 
   const colors = p.colors === null ? null : uniqueNames(p.colors, 'color', (i) => ['colors', i], out);
   const walls = p.walls === null ? null : uniqueNames(p.walls, 'wall type', (i) => ['walls', i], out);
