@@ -417,7 +417,7 @@ async function runCase(vms: number, colors: number, seed: number, casbinSample: 
   console.log(line('cedar-wasm statefulIsAuthorized', ced) + '   [policy pre-parsed once, 2 entities/request]');
   if (cp.words > 1) {
     const mb = (cp.labelColors.byteLength / 1e6).toFixed(1);
-    console.log(`  [info] share() ANDs ${cp.words} words per pair here: color rows are ${cp.words * 4} B per label, ${mb} MB in all, read at random`);
+    console.log(`  [info] color rows are ${cp.words} words (${cp.words * 4} B) per label, ${mb} MB in all: share() first compares one summary word per label, then probes one label's few colors in the other's row`);
   }
   console.log(`ratios: hueguard/casbin ${(hue.perSec / cas.perSec).toFixed(0)}×, hueguard/cedar ${(hue.perSec / ced.perSec).toFixed(0)}×   (sink ${sink})`);
   return { vms, colors, hueguard: Math.round(hue.perSec), casbin: Math.round(cas.perSec), cedar: Math.round(ced.perSec) };
