@@ -5,14 +5,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { relative } from 'node:path';
 import fc from 'fast-check';
-import type { Diagnostic } from '../policy/errors.ts';
-import { formatDiagnostic } from '../policy/errors.ts';
 import type { Policy } from '../policy/model.ts';
 import { UNLABELED } from '../policy/model.ts';
+import { loadXenPolicy, XEN_DATA, xenPolicyFiles } from '../policy/xen-data.test-support.ts';
 import { validatePolicy } from '../policy/validate.ts';
 import { arbPolicy, arbPolicyAndQueries, arbWallOps } from '../policy/policy.arbitrary.ts';
 import { compilePolicy, type CompiledPolicy } from './compile.ts';
@@ -494,69 +492,20 @@ test('a wall type in two conflict sets is blocked per set: stopping one of two b
 
 // ---- the real Xen policies ---------------------------------------------------------------------------------------
 
-type ReadXen = (
-  text: string,
-  file?: string,
-  opts?: { labelTemplate?: { text: string; file?: string } },
-) => { policy: Policy | null; diagnostics: Diagnostic[] };
-
-/** The Xen importer is written concurrently: load it if it is there, else say why the Xen tests skip. */
-async function loadXenImporter(): Promise<ReadXen | string> {
-  const url = new URL('../policy/xen-acm.ts', import.meta.url);
-  if (!existsSync(fileURLToPath(url))) return 'src/policy/xen-acm.ts does not exist yet';
-  try {
-    const m = (await import(url.href)) as { readXenAcm?: ReadXen };
-    return typeof m.readXenAcm === 'function' ? m.readXenAcm : 'src/policy/xen-acm.ts exports no readXenAcm';
-  } catch (e) {
-    return `src/policy/xen-acm.ts does not load: ${(e as Error).message}`;
-  }
+/** Runs `fn` on a real Xen policy (imported with its gen1 label template where it has one). */
+function withXen(_t: unknown, rel: string, fn: (p: Policy) => void): void {
+  fn(loadXenPolicy(rel));
 }
 
-const readXen = await loadXenImporter();
-const DATA = join(dirname(fileURLToPath(import.meta.url)), '../../../shared/data/xen-acm');
-const TEMPLATE_SUFFIX = '-security_label_template.xml';
-const walk = (d: string): string[] =>
-  readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
-const XEN_FILES = existsSync(DATA)
-  ? walk(DATA).filter((f) => f.endsWith('-security_policy.xml')).sort()
-  : [];
-
-/** A Xen policy by path under the data folder, with its gen1 label template when it has one; or why not. */
-function xenPolicy(rel: string): Policy | string {
-  if (typeof readXen === 'string') return readXen;
-  const file = join(DATA, rel);
-  if (!existsSync(file)) return `${rel} is not in the data set`;
-  const tpl = file.replace(/-security_policy\.xml$/, TEMPLATE_SUFFIX);
-  const opts = existsSync(tpl) ? { labelTemplate: { text: readFileSync(tpl, 'utf8'), file: tpl } } : undefined;
-  const r = readXen(readFileSync(file, 'utf8'), file, opts);
-  if (r.policy === null) return `the importer refuses ${rel}: ${r.diagnostics.map(formatDiagnostic).join('; ')}`;
-  return r.policy;
-}
-
-/** Runs `fn` on a Xen policy, or skips the test saying why (and prints the reason). */
-function withXen(t: { skip: (m: string) => void }, rel: string, fn: (p: Policy) => void): void {
-  const p = xenPolicy(rel);
-  if (typeof p === 'string') {
-    console.log(`# skipped: ${p}`);
-    t.skip(p);
-    return;
-  }
-  fn(p);
-}
-
-if (typeof readXen === 'string') {
-  test('the real Xen policies (skipped: no importer yet)', (t) => {
-    console.log(`# skipped: ${readXen}`);
-    t.skip(readXen);
-  });
-}
+const DATA = XEN_DATA;
+const XEN_FILES = xenPolicyFiles();
 
 test('the Xen data set is there (every generation)', (t) => {
   if (!existsSync(DATA)) return t.skip(`no data folder at ${DATA}`);
   assert.ok(XEN_FILES.length >= 20, `found ${XEN_FILES.length} policy files`);
 });
 
-for (const file of typeof readXen === 'string' ? [] : XEN_FILES) {
+for (const file of XEN_FILES) {
   const rel = relative(DATA, file);
   test(`Xen ${rel}: compiled = plain on all label pairs, (label, resource) pairs, (host, label) pairs and start sequences ≤ 3`, (t) => {
     withXen(t, rel, (p) => {

@@ -7,14 +7,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import type { Diagnostic } from '../policy/errors.ts';
-import { formatDiagnostic } from '../policy/errors.ts';
 import type { Label, Policy } from '../policy/model.ts';
 import { UNLABELED } from '../policy/model.ts';
+import { loadXenPolicy } from '../policy/xen-data.test-support.ts';
 import { validatePolicy } from '../policy/validate.ts';
 import { arbPolicy, arbSuccessor } from '../policy/policy.arbitrary.ts';
 import { compilePolicy } from './compile.ts';
@@ -588,45 +584,9 @@ test('the successor generator yields valid policies that really rename, remove a
 
 // ---- the real Xen update policies --------------------------------------------------------------------------------
 
-type ReadXen = (
-  text: string,
-  file?: string,
-  opts?: { labelTemplate?: { text: string; file?: string } },
-) => { policy: Policy | null; diagnostics: Diagnostic[] };
-
-async function loadXenImporter(): Promise<ReadXen | string> {
-  const url = new URL('../policy/xen-acm.ts', import.meta.url);
-  if (!existsSync(fileURLToPath(url))) return 'src/policy/xen-acm.ts does not exist yet';
-  try {
-    const m = (await import(url.href)) as { readXenAcm?: ReadXen };
-    return typeof m.readXenAcm === 'function' ? m.readXenAcm : 'src/policy/xen-acm.ts exports no readXenAcm';
-  } catch (e) {
-    return `src/policy/xen-acm.ts does not load: ${(e as Error).message}`;
-  }
-}
-
-const readXen = await loadXenImporter();
-const DATA = join(dirname(fileURLToPath(import.meta.url)), '../../../shared/data/xen-acm');
-
-function xenPolicy(rel: string): Policy | string {
-  if (typeof readXen === 'string') return readXen;
-  const file = join(DATA, rel);
-  if (!existsSync(file)) return `${rel} is not in the data set`;
-  const r = readXen(readFileSync(file, 'utf8'), file);
-  if (r.policy === null) return `the importer refuses ${rel}: ${r.diagnostics.map(formatDiagnostic).join('; ')}`;
-  return r.policy;
-}
-
-/** Runs `fn` on Xen policies, or skips the test saying why (and prints the reason). */
-function withXen(t: { skip: (m: string) => void }, rels: string[], fn: (...ps: Policy[]) => void): void {
-  const ps = rels.map(xenPolicy);
-  const why = ps.find((p): p is string => typeof p === 'string');
-  if (why !== undefined) {
-    console.log(`# skipped: ${why}`);
-    t.skip(why);
-    return;
-  }
-  fn(...(ps as Policy[]));
+/** Runs `fn` on real Xen policies (paths under the data folder). */
+function withXen(_t: unknown, rels: string[], fn: (...ps: Policy[]) => void): void {
+  fn(...rels.map((rel) => loadXenPolicy(rel)));
 }
 
 const XM = ['gen3_xen-3.2_to_4.1/xm-test-security_policy.xml', 'gen3_xen-3.2_to_4.1/xm-test-update-security_policy.xml'];
