@@ -39,7 +39,7 @@ export const PolicyErrorCode = {
   resourceColors: 'resource_color_count',
   /** a version that the target format cannot carry (Xen: MAJOR.MINOR) */
   badVersion: 'bad_version',
-  /** a `from` rename that is malformed (duplicate source, or renaming to itself) */
+  /** a `from` rename that is malformed (an empty or invalid source name, or one source renamed twice) */
   badRename: 'bad_rename',
 } as const;
 export type PolicyErrorCode = (typeof PolicyErrorCode)[keyof typeof PolicyErrorCode];
