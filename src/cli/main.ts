@@ -12,6 +12,7 @@ import { policyDiff } from './policy-diff.ts';
 import { policyExplain } from './policy-explain.ts';
 import { policyUpdate } from './policy-update.ts';
 import { decide } from './decide.ts';
+import { quoteVerify } from './quote-verify.ts';
 
 /** Run an action; its number is the exit code. */
 function run(action: (...args: any[]) => number | Promise<number>) {
@@ -79,6 +80,18 @@ export function buildProgram(): Command {
     .description('answer share/use/authorized/start queries: JSON lines on stdin, one JSON line out per query')
     .requiredOption('--policy <file>', 'the policy (native YAML or Xen ACM XML)')
     .action(run((o) => decide(o)));
+  const quote = program.command('quote').description('TPM 2.0 quotes');
+  quote
+    .command('verify')
+    .description('verify a quote: magic and type, signature, nonce, PCR digest, safe clock (exit 0 valid, 1 invalid)')
+    .requiredOption('--attest <file>', 'TPMS_ATTEST (tpm2_quote -m)')
+    .requiredOption('--sig <file>', 'TPMT_SIGNATURE (tpm2_quote -s), or a plain signature with --sig-format plain')
+    .requiredOption('--ak <file>', 'the attestation key: TPM2B_PUBLIC or PEM, as tpm2-tools writes either')
+    .option('--nonce <hex>', 'the nonce the quote must carry as extraData')
+    .option('--pcrs <file>', "the PCR values (tpm2_quote -o): the quote's PCR digest must be their hash")
+    .option('--sig-format <format>', 'tpmt (default) or plain')
+    .option('--json', 'print {"valid","failed","nonce","pcrDigest"}')
+    .action(run((o) => quoteVerify(o)));
   return program;
 }
 
