@@ -17,6 +17,7 @@ export const IntegrityErrorCode = {
   imaTooLarge: 'ima_entry_too_large',
   /** neither an ascii nor a binary measurement list */
   imaUnknownFormat: 'ima_unknown_format',
+  /** a saved replay state (next entry, running PCR values) that cannot be read back */ imaBadReplayState: 'ima_bad_replay_state',
   // TPM 2.0 structures and quotes
   /** a TPM structure cut short or with a size field beyond its end */
   tpmTruncated: 'tpm_truncated',
@@ -33,6 +34,7 @@ export const IntegrityErrorCode = {
   policyBadDigest: 'runtime_policy_bad_digest',
   /** a verification key that cannot be read */
   policyBadKey: 'runtime_policy_bad_key',
+  /** a saved appraiser state (entry counter, totals, learnt keys) that cannot be read back */ appraiseBadState: 'appraise_bad_state',
   // measuring
   /** a file or tree that cannot be read while measuring */
   measureUnreadable: 'measure_unreadable',
