@@ -13,6 +13,9 @@ import { policyExplain } from './policy-explain.ts';
 import { policyUpdate } from './policy-update.ts';
 import { decide } from './decide.ts';
 import { quoteVerify } from './quote-verify.ts';
+import { imaReplay } from './ima-replay.ts';
+import { imaAppraise } from './ima-appraise.ts';
+import { imaPolicyFromLog } from './ima-policy-from-log.ts';
 
 /** Run an action; its number is the exit code. */
 function run(action: (...args: any[]) => number | Promise<number>) {
@@ -80,6 +83,33 @@ export function buildProgram(): Command {
     .description('answer share/use/authorized/start queries: JSON lines on stdin, one JSON line out per query')
     .requiredOption('--policy <file>', 'the policy (native YAML or Xen ACM XML)')
     .action(run((o) => decide(o)));
+  const ima = program.command('ima').description('IMA measurement lists (ascii or binary, recognised by content)');
+  ima
+    .command('replay')
+    .description('replay PCR 10 (sha1 and sha256 banks), checking every template hash')
+    .argument('<log>')
+    .option('--binary', 'read the binary format whatever the content looks like')
+    .option('--json', 'print {"entries","violations","templateHashMismatches","pcr10":{"sha1","sha256"}}')
+    .action(run((log: string, o) => imaReplay(log, o)));
+  ima
+    .command('appraise')
+    .description('appraise a list against reference values; exit 1 if any entry fails')
+    .argument('<log>')
+    .requiredOption('--policy <file>', 'a Keylime runtime policy (JSON) or allowlist')
+    .option('--binary', 'read the binary format')
+    .option('--json', 'machine-readable output')
+    .action(run((log: string, o) => imaAppraise(log, o)));
+  ima
+    .command('policy-from-log')
+    .description("a Keylime runtime policy from a known-good list, as Keylime's generator makes it")
+    .argument('<log>')
+    .option('--exclude <file>', 'an exclude list: one regular expression per line')
+    .option('--keyrings', 'list the keys the log loads onto keyrings')
+    .option('--ima-buf', 'list the other ima-buf entries')
+    .option('--binary', 'read the binary format')
+    .option('-o, --output <file>', 'write here instead of stdout')
+    .action(run((log: string, o) => imaPolicyFromLog(log, o)));
+
   const quote = program.command('quote').description('TPM 2.0 quotes');
   quote
     .command('verify')
