@@ -16,6 +16,7 @@ import { quoteVerify } from './quote-verify.ts';
 import { imaReplay } from './ima-replay.ts';
 import { imaAppraise } from './ima-appraise.ts';
 import { imaPolicyFromLog } from './ima-policy-from-log.ts';
+import { measure } from './measure.ts';
 
 /** Run an action; its number is the exit code. */
 function run(action: (...args: any[]) => number | Promise<number>) {
@@ -109,6 +110,16 @@ export function buildProgram(): Command {
     .option('--binary', 'read the binary format')
     .option('-o, --output <file>', 'write here instead of stdout')
     .action(run((log: string, o) => imaPolicyFromLog(log, o)));
+
+  program
+    .command('measure')
+    .description('measure files, trees, images and libvirt domain XML as ima-ng entries (ascii IMA format)')
+    .argument('[paths...]')
+    .option('--domain <xml...>', 'libvirt domain definitions, normalised so that runtime-only details do not count')
+    .option('--state <file>', 'remember what was measured: the next run prints only what changed since')
+    .option('--watch', 'go on measuring changes as they happen, until Ctrl-C')
+    .option('--json', 'one JSON object per entry instead of the ascii format')
+    .action(run((paths: string[], o) => measure(paths, o)));
 
   const quote = program.command('quote').description('TPM 2.0 quotes');
   quote

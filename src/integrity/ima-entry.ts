@@ -78,3 +78,19 @@ export function extendValue(e: ImaEntry, bank: Bank): Uint8Array {
   if (isViolation(e)) return new Uint8Array(BANK_SIZE[bank]).fill(0xff);
   return createHash(bank).update(templateData(e)).digest();
 }
+
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/**
+ * The entry as a line of `ascii_runtime_measurements` (FORMATS.md): `%2d` PCR, template hash, template name, then
+ * each field; `ima` prints its digest bare, the others `alg:hex`; an ima-sig's empty signature still prints its
+ * space. What hueguard's measurer writes thus reads back with any IMA tool, hueguard's own included.
+ */
+export function formatAsciiLine(e: ImaEntry): string {
+  const pcr = String(e.pcr).padStart(2, ' ');
+  const digest = e.template === 'ima' ? hex(e.digest) : `${e.digestAlg}:${hex(e.digest)}`;
+  let line = `${pcr} ${hex(e.templateHash)} ${e.template} ${digest} ${e.name}`;
+  if (e.template === 'ima-sig') line += ` ${hex(e.sig ?? new Uint8Array(0))}`;
+  else if (e.template === 'ima-buf') line += ` ${hex(e.buf ?? new Uint8Array(0))}`;
+  return line;
+}
