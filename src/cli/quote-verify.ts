@@ -3,7 +3,7 @@
  * check a TPM 2.0 quote as tpm2_quote wrote it. Exit 0 valid, 1 invalid (the failed check is named).
  */
 import { isIntegrityError } from '../integrity/errors.ts';
-import { parsePcrFile } from '../integrity/tpm-structures.ts';
+import { parsePcrFile } from '../integrity/tpm-pcr-file.ts';
 import { quoteSummary, verifyQuote } from '../integrity/tpm-quote.ts';
 import { CliError, readTextFile } from './policy-files.ts';
 import { readFileSync } from 'node:fs';

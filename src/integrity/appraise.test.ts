@@ -11,7 +11,9 @@ import { describe, it } from 'node:test';
 import { isIntegrityError } from './errors.ts';
 import { computeTemplateHash, type ImaEntry, type TemplateName } from './ima-entry.ts';
 import { parseImaLog } from './ima-log.ts';
-import { appraise, Appraiser, checkImaSignature, ecdsaVerifyDigest, keyFromBuffer, type ImaKey } from './appraise.ts';
+import { appraise, Appraiser } from './appraise.ts';
+import { keyFromBuffer, type ImaKey } from './ima-keys.ts';
+import { checkImaSignature, ecdsaVerifyDigest } from './ima-signature.ts';
 import { enrollFingerprint, readRuntimePolicy, type RuntimePolicy } from './runtime-policy.ts';
 
 const IMA = new URL('../../../shared/data/ima/', import.meta.url);

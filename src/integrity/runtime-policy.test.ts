@@ -18,10 +18,10 @@ import {
   readAllowlist,
   readExcludeList,
   readRuntimePolicy,
-  translatePythonRegex,
   writeRuntimePolicy,
   type RuntimePolicy,
 } from './runtime-policy.ts';
+import { translatePythonRegex } from './python-regex.ts';
 
 const IMA = new URL('../../../shared/data/ima/', import.meta.url);
 const text = (rel: string) => readFileSync(new URL(rel, IMA), 'utf8');
@@ -424,5 +424,25 @@ describe('fuzzing readRuntimePolicy', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('a golden fingerprint accepts the log it was enrolled from', () => {
+  it('also when a keyring receives a bare DER public key (not a certificate)', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { computeTemplateHash } = await import('./ima-entry.ts');
+    const { appraise } = await import('./appraise.ts');
+    const { enrollFingerprint } = await import('./runtime-policy.ts');
+    const der = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
+    const entry = (name: string, template: 'ima-ng' | 'ima-buf', content: Uint8Array, buf?: Uint8Array) => {
+      const e: import('./ima-entry.ts').ImaEntry = { pcr: 10, template, templateHash: new Uint8Array(20), digestAlg: 'sha256', digest: createHash('sha256').update(content).digest(), name, ...(buf ? { buf } : {}) };
+      e.templateHash = computeTemplateHash(e);
+      return e;
+    };
+    const log = [entry('/usr/bin/app', 'ima-ng', Buffer.from('app')), entry('.ima', 'ima-buf', der, der)];
+    const fp = enrollFingerprint(log, { timestamp: '2026-11-26 00:00:00' });
+    const verdict = appraise(fp, log);
+    assert.equal(verdict.ok, true, JSON.stringify(verdict.failures));
+    assert.deepEqual(fp.keyrings.get('.ima'), [createHash('sha256').update(der).digest('hex')]);
   });
 });

@@ -23,12 +23,15 @@ import {
   type QuoteVerification,
   type VerifyQuoteInput,
 } from './tpm-quote.ts';
-import { loadAttestationKey, parseAttest, parsePcrFile, parsePcrValues, parsePublic, toHex, type PcrBanks } from './tpm-structures.ts';
+import { parseAttest } from './tpm-attest.ts';
+import { toHex } from './tpm-marshal.ts';
+import { parsePcrFile, parsePcrValues, type PcrBanks } from './tpm-pcr-file.ts';
+import { loadAttestationKey, parsePublic } from './tpm-public.ts';
 
 const DATA = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'tpm');
 const read = (...p: string[]): Buffer => readFileSync(join(DATA, ...p));
 
-// ---- the test's own readers (Buffer reads, independent of tpm-structures.ts) -----------------------------------
+// ---- the test's own readers (Buffer reads, independent of the tpm-*.ts parsers) --------------------------------
 
 /** extraData and pcrDigest of a quote's TPMS_ATTEST. */
 function handQuote(b: Buffer): { extraData: Buffer; pcrDigest: Buffer } {

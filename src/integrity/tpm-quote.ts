@@ -8,26 +8,10 @@
  * bytes are parsed once and hashed by node:crypto's verify itself.
  */
 import { constants, createHash, KeyObject, verify } from 'node:crypto';
-import {
-  attestationKeyFromKeyObject,
-  ecdsaP1363,
-  hashById,
-  loadAttestationKey,
-  parseAttest,
-  parseSignature,
-  TPM_ALG,
-  TPM_GENERATED_VALUE,
-  TPM_ST_ATTEST_QUOTE,
-  TPMA_OBJECT,
-  toHex,
-  type Attest,
-  type AttestationKey,
-  type HashName,
-  type PcrBanks,
-  type PcrSelection,
-  type TpmPublic,
-  type TpmSignature,
-} from './tpm-structures.ts';
+import { parseAttest, parseSignature, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE, type Attest, type TpmSignature } from './tpm-attest.ts';
+import { ecdsaP1363, hashById, TPM_ALG, toHex, type HashName, type PcrSelection } from './tpm-marshal.ts';
+import type { PcrBanks } from './tpm-pcr-file.ts';
+import { attestationKeyFromKeyObject, loadAttestationKey, TPMA_OBJECT, type AttestationKey, type TpmPublic } from './tpm-public.ts';
 
 export type CheckName = 'magic' | 'type' | 'signature' | 'nonce' | 'pcrDigest' | 'safe' | 'clock';
 export const CHECK_ORDER: readonly CheckName[] = ['magic', 'type', 'signature', 'nonce', 'pcrDigest', 'safe', 'clock'];

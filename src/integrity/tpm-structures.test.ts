@@ -9,19 +9,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { IntegrityError } from './errors.ts';
-import {
-  ecdsaDer,
-  ecdsaP1363,
-  loadAttestationKey,
-  parseAttest,
-  parsePcrFile,
-  parsePcrValues,
-  parsePublic,
-  parseSignature,
-  toHex,
-  type TpmPublicEcc,
-  type TpmPublicRsa,
-} from './tpm-structures.ts';
+import { parseAttest, parseSignature } from './tpm-attest.ts';
+import { ecdsaDer, ecdsaP1363, toHex } from './tpm-marshal.ts';
+import { parsePcrFile, parsePcrValues } from './tpm-pcr-file.ts';
+import { loadAttestationKey, parsePublic, type TpmPublicEcc, type TpmPublicRsa } from './tpm-public.ts';
 
 const DATA = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'tpm');
 const read = (...p: string[]): Buffer => readFileSync(join(DATA, ...p));
