@@ -1,0 +1,197 @@
+/**
+ * The Store: everything the controller keeps, behind one interface with two implementations (SQLite, the embedded
+ * default; PostgreSQL) that pass one conformance suite (`conformance.ts`).
+ *
+ * Rules every implementation keeps:
+ * - A method resolves only once its write is durable (SQLite: WAL with synchronous=FULL; PostgreSQL: committed).
+ * - `tx(fn)` runs `fn` in one transaction: all of its writes or none. A store error inside leaves nothing half
+ *   written (no half-published policy, no plan without its trust transition).
+ * - Published policy versions and audit records are append-only: no method edits or deletes them.
+ * - The audit log is hash-chained inside the store's transaction, so two controllers on one database never fork it.
+ * - `events` carries what changed to every controller on the same database (PostgreSQL: LISTEN/NOTIFY), so that a
+ *   change made through one is seen by the clients of another.
+ */
+import type { AuditRecordV1, HostV1, PlanV1, ResourceKind, Role, TrustState, TrustTransitionV1 } from '../api/types.ts';
+
+export interface PolicyVersionRecord {
+  /** 1, 2, 3…: the store's own version number, immutable once published */
+  version: number;
+  /** the policy's name and version string as written in it */
+  name: string;
+  policyVersion: string;
+  /** the native YAML text, exactly as published */
+  yaml: string;
+  note: string;
+  actor: string;
+  at: string;
+}
+
+export interface DraftRecord {
+  id: string;
+  yaml: string;
+  /** the published version it started from, if any */
+  base: number | null;
+  actor: string;
+  updatedAt: string;
+}
+
+export interface VmRecord {
+  name: string;
+  host: string | null;
+  /** the label an operator assigned, or the one the agent read from the domain's metadata; null: unlabeled */
+  label: string | null;
+  running: boolean;
+  ports: string[];
+  resources: { kind: ResourceKind; id: string }[];
+  /** the order of starts on its host (the Chinese Wall replays in this order) */
+  startedSeq: number | null;
+}
+
+export interface ResourceLabelRecord {
+  kind: ResourceKind;
+  id: string;
+  label: string;
+}
+
+export interface TrustRecord {
+  vm: string;
+  state: TrustState;
+  since: string;
+  reason: string;
+  /** ISO time of the last fresh evidence, null if none yet */
+  lastEvidence: string | null;
+}
+
+/** The verifier's state of one VM, kept between evidence increments (replay snapshot, appraiser state, reference values). */
+export interface IntegrityRecord {
+  vm: string;
+  /** opaque JSON owned by the trust engine */
+  state: unknown;
+}
+
+export interface EvidenceRecord {
+  vm: string;
+  at: string;
+  entries: number;
+  ok: boolean;
+  /** the failing entries (path, expected, found), as the appraiser reported them */
+  failures: unknown[];
+}
+
+export type NonceOutcome = 'ok' | 'unknown' | 'replayed' | 'stale';
+
+export interface TokenRecord {
+  id: string;
+  name: string;
+  role: Role;
+  /** an agent token is bound to one host */
+  host: string | null;
+  /** hex SHA-256 of the secret: the secret itself is never stored */
+  hash: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface UserRecord {
+  name: string;
+  role: Role;
+  /** scrypt parameters and hash, `scrypt$N$r$p$salt$hash` */
+  passwordHash: string;
+}
+
+export interface SessionRecord {
+  /** hex SHA-256 of the cookie's secret */
+  hash: string;
+  user: string;
+  role: Role;
+  csrf: string;
+  expiresAt: string;
+}
+
+/** A record to append to the audit log; the store gives it its sequence number and hashes. */
+export type AuditInput = Omit<AuditRecordV1, 'seq' | 'hash' | 'prevHash'>;
+
+export interface AuditFilter {
+  actor?: string;
+  action?: string;
+  subject?: string;
+  afterSeq?: number;
+  limit?: number;
+}
+
+/** A change, as other controllers on the same database learn of it. */
+export interface StoreEvent {
+  kind: 'policy' | 'fleet' | 'trust' | 'plan' | 'audit';
+  subject: string;
+  at: string;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Run every migration not yet applied, in order, each in its own transaction. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+  /** Run `fn` in one transaction; nested calls join the outer one. */
+  tx<T>(fn: (s: Store) => Promise<T>): Promise<T>;
+
+  // policies
+  publishPolicy(p: Omit<PolicyVersionRecord, 'version'>): Promise<PolicyVersionRecord>;
+  policyVersion(version: number): Promise<PolicyVersionRecord | null>;
+  latestPolicy(): Promise<PolicyVersionRecord | null>;
+  policyHistory(): Promise<PolicyVersionRecord[]>;
+  putDraft(d: DraftRecord): Promise<void>;
+  draft(id: string): Promise<DraftRecord | null>;
+  drafts(): Promise<DraftRecord[]>;
+  deleteDraft(id: string): Promise<boolean>;
+
+  // fleet
+  putHost(h: HostV1): Promise<void>;
+  host(name: string): Promise<HostV1 | null>;
+  hosts(): Promise<HostV1[]>;
+  putVm(v: VmRecord): Promise<void>;
+  vm(name: string): Promise<VmRecord | null>;
+  vms(host?: string): Promise<VmRecord[]>;
+  deleteVm(name: string): Promise<boolean>;
+  putResourceLabel(r: ResourceLabelRecord): Promise<void>;
+  deleteResourceLabel(kind: ResourceKind, id: string): Promise<boolean>;
+  resourceLabels(): Promise<ResourceLabelRecord[]>;
+
+  // evidence and trust
+  /** Remember a nonce issued for a VM, valid until `expiresAt`. */
+  putNonce(vm: string, nonce: string, expiresAt: string): Promise<void>;
+  /** Use a nonce once: `replayed` the second time, `stale` after it expired, `unknown` if never issued for this VM. */
+  useNonce(vm: string, nonce: string, now: string): Promise<NonceOutcome>;
+  integrity(vm: string): Promise<IntegrityRecord | null>;
+  putIntegrity(r: IntegrityRecord): Promise<void>;
+  addEvidence(e: EvidenceRecord): Promise<void>;
+  lastEvidence(vm: string): Promise<EvidenceRecord | null>;
+  trust(vm: string): Promise<TrustRecord | null>;
+  trusts(): Promise<TrustRecord[]>;
+  /** Set a VM's trust and append the transition to its history (one transaction). */
+  putTrust(r: TrustRecord, t: TrustTransitionV1): Promise<void>;
+  trustHistory(vm: string): Promise<TrustTransitionV1[]>;
+
+  // plans
+  /** Store new plans; each host's version must be one more than its current one, or the whole call fails. */
+  putPlans(plans: PlanV1[]): Promise<void>;
+  plan(host: string): Promise<PlanV1 | null>;
+
+  // audit
+  appendAudit(r: AuditInput): Promise<AuditRecordV1>;
+  audit(filter?: AuditFilter): Promise<AuditRecordV1[]>;
+
+  // access
+  putToken(t: TokenRecord): Promise<void>;
+  tokenByHash(hash: string): Promise<TokenRecord | null>;
+  tokens(): Promise<TokenRecord[]>;
+  revokeToken(id: string, at: string): Promise<boolean>;
+  putUser(u: UserRecord): Promise<void>;
+  user(name: string): Promise<UserRecord | null>;
+  putSession(s: SessionRecord): Promise<void>;
+  session(hash: string): Promise<SessionRecord | null>;
+  deleteSession(hash: string): Promise<void>;
+
+  // events between controllers
+  publish(e: StoreEvent): Promise<void>;
+  subscribe(fn: (e: StoreEvent) => void): () => void;
+}
