@@ -1,0 +1,103 @@
+/**
+ * An immutable map from names to values whose update copies a small part of it, not all of it.
+ *
+ * Why: the engine returns a new fleet for every verdict, and copying a `Map` of 10,000 trust records costs
+ * 1.5–2.3 ms here, most of a verdict's budget (< 10 ms from verdict to plan). Entries are spread over
+ * buckets by a hash of the key; `with()` copies only the buckets it touches and the bucket array, about
+ * 2·√N entries (≈ 200 for 10,000), so a verdict's cost does not grow with the fleet. It is a `ReadonlyMap`, so
+ * code that only reads a fleet cannot tell it from a `Map`. Iteration goes bucket by bucket: its order is
+ * deterministic but not the order of insertion.
+ */
+
+/** FNV-1a over UTF-16 code units. */
+function hash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** The power of two near √n (at least 16): the bucket count that balances bucket copies against array copies. */
+function bucketsFor(n: number): number {
+  let b = 16;
+  while (b * b < n) b *= 2;
+  return b;
+}
+
+export class ChunkedMap<V> implements ReadonlyMap<string, V> {
+  private constructor(
+    private readonly buckets: readonly ReadonlyMap<string, V>[],
+    readonly size: number,
+  ) {}
+
+  /** A map of these entries (a later entry of the same key wins). */
+  static from<V>(entries: Iterable<readonly [string, V]>): ChunkedMap<V> {
+    const list = [...entries];
+    const n = bucketsFor(list.length);
+    const buckets: Map<string, V>[] = Array.from({ length: n }, () => new Map());
+    for (const [k, v] of list) buckets[hash(k) & (n - 1)].set(k, v);
+    let size = 0;
+    for (const b of buckets) size += b.size;
+    return new ChunkedMap(buckets, size);
+  }
+
+  /** `m` itself when it is a ChunkedMap, else a ChunkedMap of its entries. */
+  static of<V>(m: ReadonlyMap<string, V>): ChunkedMap<V> {
+    return m instanceof ChunkedMap ? (m as ChunkedMap<V>) : ChunkedMap.from(m);
+  }
+
+  get(key: string): V | undefined {
+    return this.buckets[hash(key) & (this.buckets.length - 1)].get(key);
+  }
+
+  has(key: string): boolean {
+    return this.buckets[hash(key) & (this.buckets.length - 1)].has(key);
+  }
+
+  /** A new map with these entries set and these keys removed; this one is unchanged. */
+  with(set: Iterable<readonly [string, V]>, remove: Iterable<string> = []): ChunkedMap<V> {
+    const n = this.buckets.length;
+    const buckets = this.buckets.slice();
+    const copied = new Set<number>();
+    const bucket = (key: string): Map<string, V> => {
+      const i = hash(key) & (n - 1);
+      if (!copied.has(i)) {
+        copied.add(i);
+        buckets[i] = new Map(buckets[i]);
+      }
+      return buckets[i] as Map<string, V>;
+    };
+    let size = this.size;
+    for (const [k, v] of set) {
+      const b = bucket(k);
+      if (!b.has(k)) size++;
+      b.set(k, v);
+    }
+    for (const k of remove) if (bucket(k).delete(k)) size--;
+    const next = new ChunkedMap(buckets, size);
+    // grown far past what the bucket count suits: spread it again
+    return bucketsFor(size) > 2 * n ? ChunkedMap.from(next) : next;
+  }
+
+  *entries(): MapIterator<[string, V]> {
+    for (const b of this.buckets) yield* b.entries();
+  }
+
+  *keys(): MapIterator<string> {
+    for (const b of this.buckets) yield* b.keys();
+  }
+
+  *values(): MapIterator<V> {
+    for (const b of this.buckets) yield* b.values();
+  }
+
+  [Symbol.iterator](): MapIterator<[string, V]> {
+    return this.entries();
+  }
+
+  forEach(fn: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
+    for (const b of this.buckets) for (const [k, v] of b) fn.call(thisArg, v, k, this);
+  }
+}

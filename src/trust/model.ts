@@ -1,0 +1,117 @@
+/**
+ * The values the trust engine works on: trust records and transitions, plans, and the fleet.
+ *
+ * The pure core may not import `src/api` or `src/store` (DESIGN.md §3), so the records are declared here again,
+ * field for field: `TrustRecord` is the store's TrustRecord, `TrustTransition` is `TrustTransitionV1`, `Plan` and
+ * `PlanVm` are `PlanV1` and `PlanVmV1`. TypeScript compares shapes, so the controller passes its records in and
+ * stores what comes out without a conversion. `FleetHost` and `FleetVm` take only the fields the engine reads,
+ * so `HostV1` and the store's `VmRecord` fit them as they are.
+ *
+ * A `Fleet` is a value: engine functions never change the one they are given, they return a new one that shares
+ * every part they did not change. Its maps may be any `ReadonlyMap`; the engine returns `ChunkedMap`s, whose
+ * updates copy about √N entries instead of N. Treat a fleet as immutable: the engine caches an index of VMs by
+ * host per `vms` map, which a change in place would make stale.
+ */
+import type { CompiledPolicy } from '../monitor/compile.ts';
+import { ChunkedMap } from './chunked-map.ts';
+
+export type TrustState = 'unverified' | 'trusted' | 'untrusted' | 'unreachable';
+export const TRUST_STATES: readonly TrustState[] = ['unverified', 'trusted', 'untrusted', 'unreachable'];
+
+/** A VM's trust (the store's TrustRecord). */
+export interface TrustRecord {
+  vm: string;
+  state: TrustState;
+  /** ISO time of the transition into `state` */
+  since: string;
+  /** why it is in `state` (the transition's reason) */
+  reason: string;
+  /** ISO time of the last fresh, good evidence; null if none yet */
+  lastEvidence: string | null;
+}
+
+/** One change of a VM's trust state (TrustTransitionV1): every one goes to the trust history and the audit log. */
+export interface TrustTransition {
+  vm: string;
+  from: TrustState;
+  to: TrustState;
+  at: string;
+  reason: string;
+  /** `verifier` for evidence and deadlines; the operator for a re-admission */
+  actor: string;
+}
+
+/** What one host must enforce (PlanV1). */
+export interface Plan {
+  host: string;
+  /** 1 for a host's first plan, then one more each time its content changes */
+  version: number;
+  policyVersion: number;
+  vms: PlanVm[];
+}
+
+/** One running VM of a plan (PlanVmV1). */
+export interface PlanVm {
+  name: string;
+  /** its bridge ports, sorted */
+  ports: string[];
+  /** effective colors, in policy order; empty when isolated */
+  colors: string[];
+  /** why `colors` is empty, when it is */
+  isolated?: string;
+}
+
+/** A host as the engine needs it (HostV1 fits). */
+export interface FleetHost {
+  name: string;
+  /** the host's label; the policy's bootstrap label when null */
+  label: string | null;
+}
+
+/** A VM as the engine needs it (the store's VmRecord fits). */
+export interface FleetVm {
+  name: string;
+  host: string | null;
+  /** null: unlabeled */
+  label: string | null;
+  running: boolean;
+  ports: readonly string[];
+}
+
+/** Everything the engine decides from. */
+export interface Fleet {
+  /** the published policy, compiled */
+  policy: CompiledPolicy;
+  /** its store version (plans say which one they were computed from) */
+  policyVersion: number;
+  hosts: ReadonlyMap<string, FleetHost>;
+  vms: ReadonlyMap<string, FleetVm>;
+  /** a VM without a record is `unverified` */
+  trust: ReadonlyMap<string, TrustRecord>;
+  /** the current plan of each host */
+  plans: ReadonlyMap<string, Plan>;
+}
+
+/** A fleet from the arrays a store returns (its maps are ChunkedMaps: cheap to update, see chunked-map.ts). */
+export function makeFleet(input: {
+  policy: CompiledPolicy;
+  policyVersion: number;
+  hosts: Iterable<FleetHost>;
+  vms: Iterable<FleetVm>;
+  trust?: Iterable<TrustRecord>;
+  plans?: Iterable<Plan>;
+}): Fleet {
+  return {
+    policy: input.policy,
+    policyVersion: input.policyVersion,
+    hosts: ChunkedMap.from([...input.hosts].map((h) => [h.name, h])),
+    vms: ChunkedMap.from([...input.vms].map((v) => [v.name, v])),
+    trust: ChunkedMap.from([...(input.trust ?? [])].map((t) => [t.vm, t])),
+    plans: ChunkedMap.from([...(input.plans ?? [])].map((p) => [p.host, p])),
+  };
+}
+
+/** A VM's trust state: its record's, `unverified` without one. */
+export function trustOf(fleet: Fleet, vm: string): TrustState {
+  return fleet.trust.get(vm)?.state ?? 'unverified';
+}
