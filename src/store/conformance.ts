@@ -1,0 +1,942 @@
+/**
+ * The Store conformance suite (node:test), written once and run by every backend: `sqlite.test.ts` and
+ * `postgres.test.ts` each call `runStoreConformance` with their backend (hono's routers are the model). It checks
+ * what `store.ts` promises — each method's behaviour, the transaction rules, the audit chain — against a fresh
+ * database per test, tampering with rows through raw SQL where a test needs to.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { AuditRecordV1, PlanV1, TrustTransitionV1 } from '../api/types.ts';
+import { GENESIS_HASH, sealAuditRecord, verifyAuditChain } from './audit-chain.ts';
+import { StoreErrorCode, isStoreError, type StoreErrorCode as Code } from './errors.ts';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './migrations.ts';
+import type { AuditInput, DraftRecord, PolicyVersionRecord, SessionRecord, Store, StoreEvent, TokenRecord, TrustRecord, VmRecord } from './store.ts';
+
+/** One empty database. */
+export interface StoreFixture {
+  /** Open a store on this database; opening again sees everything earlier stores wrote. */
+  open(): Promise<Store>;
+  /** One SQL statement run directly on the database, bypassing the store: its rows (none for a write). */
+  rawExec(sql: string): Promise<Record<string, unknown>[]>;
+  /** Remove the database (its stores are closed by then). */
+  destroy(): Promise<void>;
+}
+
+export interface StoreBackend<F extends StoreFixture = StoreFixture> {
+  /** Why the backend cannot run here (the suite is skipped with this reason), or null. */
+  unavailable?: () => string | null;
+  /** Once before the suite (start a server). */
+  setup?(): Promise<void>;
+  /** A new, empty database. */
+  fresh(): Promise<F>;
+  /** Once after the suite (stop the server). */
+  teardown?(): Promise<void>;
+}
+
+// ---- records ----------------------------------------------------------------------------------------------------
+
+const at = (n: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, n)).toISOString();
+
+const policyInput = (n: number): Omit<PolicyVersionRecord, 'version'> => ({
+  name: 'lab',
+  policyVersion: `1.${n}`,
+  yaml: `name: lab\nversion: "1.${n}"\n# ünïcödé, a tab\tand a CRLF\r\ntrailing   \n`,
+  note: `change ${n}`,
+  actor: 'alice',
+  at: at(n),
+});
+
+const vmRecord = (name: string, host: string | null, over: Partial<VmRecord> = {}): VmRecord => ({
+  name,
+  host,
+  label: 'red',
+  running: true,
+  ports: [`tap-${name}`, `vnet-${name}`],
+  resources: [
+    { kind: 'disk', id: `/var/lib/images/${name}.qcow2` },
+    { kind: 'network', id: 'lab-net' },
+  ],
+  startedSeq: 7,
+  ...over,
+});
+
+const trustRecord = (vm: string, state: TrustRecord['state'], n: number): TrustRecord => ({
+  vm,
+  state,
+  since: at(n),
+  reason: `reason ${n}`,
+  lastEvidence: n % 2 ? at(n) : null,
+});
+
+const transition = (vm: string, from: TrustTransitionV1['from'], to: TrustTransitionV1['to'], n: number): TrustTransitionV1 => ({
+  vm,
+  from,
+  to,
+  at: at(n),
+  reason: `reason ${n}`,
+  actor: 'verifier',
+});
+
+const planFor = (host: string, version: number, policyVersion = 1): PlanV1 => ({
+  host,
+  version,
+  policyVersion,
+  vms: [
+    { name: `${host}-a`, ports: ['tap0'], colors: ['red', 'blue'] },
+    { name: `${host}-b`, ports: [], colors: [], isolated: 'untrusted' },
+  ],
+});
+
+const auditInput = (n: number, over: Partial<AuditInput> = {}): AuditInput => ({
+  at: at(n),
+  actor: n % 2 ? 'alice' : 'bob',
+  action: n % 3 ? 'policy.publish' : 'vm.start',
+  subject: `subject-${n % 4}`,
+  details: { n, nested: { z: [1, 'two', null, { y: true }], a: 'ä' } },
+  ...over,
+});
+
+const token = (id: string, hash: string, over: Partial<TokenRecord> = {}): TokenRecord => ({
+  id,
+  name: `token ${id}`,
+  role: 'agent',
+  host: 'host-1',
+  hash,
+  createdAt: at(1),
+  revokedAt: null,
+  ...over,
+});
+
+const sessionRecord = (hash: string): SessionRecord => ({ hash, user: 'alice', role: 'operator', csrf: `csrf-${hash}`, expiresAt: at(3600) });
+
+// ---- helpers ----------------------------------------------------------------------------------------------------
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function rejectsWith(p: Promise<unknown>, code: Code): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(isStoreError(e, code), `expected StoreError ${code}, got ${String((e as Error)?.stack ?? e)}`);
+    return true;
+  });
+}
+
+/** A SQL string literal. */
+const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/** Everything the store holds about the records the tests write, read back through the interface. */
+async function snapshot(s: Store) {
+  return {
+    policies: await s.policyHistory(),
+    drafts: await s.drafts(),
+    hosts: await s.hosts(),
+    vms: await s.vms(),
+    labels: await s.resourceLabels(),
+    integrity: await s.integrity('vm-1'),
+    evidence: await s.lastEvidence('vm-1'),
+    trusts: await s.trusts(),
+    history: await s.trustHistory('vm-1'),
+    plan: await s.plan('host-1'),
+    audit: await s.audit(),
+    tokens: await s.tokens(),
+    user: await s.user('alice'),
+    session: await s.session('sess-1'),
+  };
+}
+
+/** One write of every kind (through `s`, which may be inside a transaction). */
+async function writeOneOfEverything(s: Store): Promise<void> {
+  const p = await s.publishPolicy(policyInput(1));
+  await s.putDraft({ id: 'draft-1', yaml: 'name: lab\n', base: p.version, actor: 'alice', updatedAt: at(2) });
+  await s.putHost({ name: 'host-1', label: 'rack-a', lastSeen: at(3) });
+  await s.putVm(vmRecord('vm-1', 'host-1'));
+  await s.putResourceLabel({ kind: 'disk', id: '/img/a.qcow2', label: 'red' });
+  await s.putNonce('vm-1', 'nonce-1', at(600));
+  await s.putIntegrity({ vm: 'vm-1', state: { next: 12, pcr: 'ab'.repeat(32) } });
+  await s.addEvidence({ vm: 'vm-1', at: at(4), entries: 12, ok: false, failures: [{ path: '/bin/sh', expected: 'aa', found: 'bb' }] });
+  await s.putTrust(trustRecord('vm-1', 'untrusted', 5), transition('vm-1', 'unverified', 'untrusted', 5));
+  await s.putPlans([planFor('host-1', 1)]);
+  await s.appendAudit(auditInput(1));
+  await s.putToken(token('tok-1', 'hash-1'));
+  await s.putUser({ name: 'alice', role: 'admin', passwordHash: 'scrypt$16384$8$1$salt$hash' });
+  await s.putSession(sessionRecord('sess-1'));
+}
+
+/** Collects a store's events; `until` waits for one that matches. */
+function collect(s: Store) {
+  const seen: StoreEvent[] = [];
+  const waiters: { match: (e: StoreEvent) => boolean; resolve: () => void }[] = [];
+  const unsubscribe = s.subscribe((e) => {
+    seen.push(e);
+    for (const w of [...waiters]) if (w.match(e)) w.resolve();
+  });
+  return {
+    seen,
+    unsubscribe,
+    until(match: (e: StoreEvent) => boolean, ms = 5000): Promise<void> {
+      if (seen.some(match)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching event within ${ms} ms; saw ${JSON.stringify(seen)}`)), ms);
+        waiters.push({ match, resolve: () => (clearTimeout(timer), resolve()) });
+      });
+    },
+  };
+}
+
+// ---- the suite ----------------------------------------------------------------------------------------------------
+
+/** Register the conformance tests for one backend. */
+export function runStoreConformance<F extends StoreFixture>(name: string, backend: StoreBackend<F>): void {
+  const skip = backend.unavailable?.() ?? null;
+  if (skip) {
+    // One skipped test (a skipped suite counts as none), with the reason printed.
+    console.log(`# store conformance (${name}) skipped: ${skip}`);
+    it(`Store conformance: ${name}`, { skip }, () => undefined);
+    return;
+  }
+
+  describe(`Store conformance: ${name}`, { timeout: 120_000 }, () => {
+    before(async () => {
+      await backend.setup?.();
+    });
+    after(async () => {
+      await backend.teardown?.();
+    });
+
+    /** A fresh database and a store on it; every store opened through `fx.open` is closed afterwards. */
+    async function withStore(fn: (s: Store, fx: F) => Promise<void>): Promise<void> {
+      const base = await backend.fresh();
+      const opened: Store[] = [];
+      const fx = Object.assign(Object.create(null), base, {
+        open: async () => {
+          const s = await base.open();
+          opened.push(s);
+          return s;
+        },
+      }) as F;
+      try {
+        await fn(await fx.open(), fx);
+      } finally {
+        for (const s of opened) await s.close().catch(() => undefined);
+        await base.destroy();
+      }
+    }
+
+    describe('schema', () => {
+      it('opening migrates to the newest schema; migrating again changes nothing', () =>
+        withStore(async (s, fx) => {
+          const applied = () => fx.rawExec('SELECT version, name, applied_at FROM schema_migrations ORDER BY version');
+          const first = await applied();
+          assert.deepEqual(
+            first.map((r) => [Number(r.version), r.name]),
+            MIGRATIONS.map((m) => [m.version, m.name]),
+          );
+          await s.migrate();
+          await s.migrate();
+          assert.deepEqual(await applied(), first);
+          await s.close();
+          const again = await fx.open();
+          await again.migrate();
+          assert.deepEqual(await applied(), first);
+        }));
+
+      it('refuses to open a database whose schema is newer than it knows', () =>
+        withStore(async (s, fx) => {
+          await fx.rawExec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${LATEST_SCHEMA_VERSION + 1}, 'from the future', ${lit(at(1))})`);
+          await rejectsWith(s.migrate(), StoreErrorCode.schemaTooNew);
+          await s.close();
+          await rejectsWith(fx.open(), StoreErrorCode.schemaTooNew);
+        }));
+
+      it('close and reopen keeps everything', () =>
+        withStore(async (s, fx) => {
+          await writeOneOfEverything(s);
+          const before = await snapshot(s);
+          await s.close();
+          const reopened = await fx.open();
+          assert.deepEqual(await snapshot(reopened), before);
+          assert.equal(await reopened.useNonce('vm-1', 'nonce-1', at(10)), 'ok');
+          assert.deepEqual(verifyAuditChain(await reopened.audit()), { ok: true });
+        }));
+
+      it('a closed store refuses calls', () =>
+        withStore(async (s) => {
+          await s.close();
+          await rejectsWith(s.hosts(), StoreErrorCode.closed);
+          await rejectsWith(s.putHost({ name: 'h', label: null, lastSeen: null }), StoreErrorCode.closed);
+          await rejectsWith(
+            s.tx(async () => 1),
+            StoreErrorCode.closed,
+          );
+          await s.close(); // closing twice is harmless
+        }));
+    });
+
+    describe('policies', () => {
+      it('publishing numbers versions 1, 2, 3 and reads them back exactly', () =>
+        withStore(async (s) => {
+          assert.equal(await s.latestPolicy(), null);
+          assert.deepEqual(await s.policyHistory(), []);
+          const published = [];
+          for (const n of [1, 2, 3]) published.push(await s.publishPolicy(policyInput(n)));
+          assert.deepEqual(
+            published,
+            [1, 2, 3].map((n) => ({ version: n, ...policyInput(n) })),
+          );
+          assert.deepEqual(await s.policyVersion(2), published[1]);
+          assert.deepEqual(await s.latestPolicy(), published[2]);
+          assert.deepEqual(await s.policyHistory(), published);
+          assert.equal(await s.policyVersion(4), null);
+          assert.equal(await s.policyVersion(0), null);
+        }));
+
+      it('published versions are immutable: later publishing and changes to returned objects leave them as they were', () =>
+        withStore(async (s) => {
+          const first = await s.publishPolicy(policyInput(1));
+          const copy = structuredClone(first);
+          first.yaml = 'changed';
+          (await s.policyVersion(1))!.note = 'changed too';
+          await s.publishPolicy({ ...policyInput(1), yaml: 'a second one' });
+          assert.deepEqual(await s.policyVersion(1), copy);
+        }));
+
+      it('concurrent publishers take distinct, consecutive numbers', () =>
+        withStore(async (s) => {
+          const versions = await Promise.all(Array.from({ length: 12 }, (_, i) => s.publishPolicy(policyInput(i)).then((p) => p.version)));
+          assert.deepEqual(
+            versions.sort((a, b) => a - b),
+            Array.from({ length: 12 }, (_, i) => i + 1),
+          );
+          assert.equal((await s.policyHistory()).length, 12);
+        }));
+
+      it('drafts: put, replace, list, delete; a draft starts from a published version or none', () =>
+        withStore(async (s) => {
+          await s.publishPolicy(policyInput(1));
+          const a: DraftRecord = { id: 'b-draft', yaml: 'x: 1\n', base: 1, actor: 'alice', updatedAt: at(1) };
+          const b: DraftRecord = { id: 'a-draft', yaml: 'y: 2\n', base: null, actor: 'bob', updatedAt: at(2) };
+          await s.putDraft(a);
+          await s.putDraft(b);
+          assert.deepEqual(await s.draft('b-draft'), a);
+          assert.deepEqual(await s.drafts(), [b, a]);
+          const a2 = { ...a, yaml: 'x: 2\n', updatedAt: at(3) };
+          await s.putDraft(a2);
+          assert.deepEqual(await s.draft('b-draft'), a2);
+          assert.equal(await s.deleteDraft('b-draft'), true);
+          assert.equal(await s.deleteDraft('b-draft'), false);
+          assert.equal(await s.draft('b-draft'), null);
+          assert.deepEqual(await s.drafts(), [b]);
+          await rejectsWith(s.putDraft({ ...a, base: 99 }), StoreErrorCode.invalidRecord);
+        }));
+    });
+
+    describe('fleet', () => {
+      it('hosts: put, replace, list in name order', () =>
+        withStore(async (s) => {
+          assert.equal(await s.host('h1'), null);
+          await s.putHost({ name: 'h2', label: null, lastSeen: null });
+          await s.putHost({ name: 'h1', label: 'rack-a', lastSeen: at(1) });
+          await s.putHost({ name: 'H0', label: 'rack-b', lastSeen: at(2) });
+          assert.deepEqual(await s.host('h2'), { name: 'h2', label: null, lastSeen: null });
+          await s.putHost({ name: 'h2', label: 'rack-c', lastSeen: at(3) });
+          assert.deepEqual(
+            (await s.hosts()).map((h) => [h.name, h.label, h.lastSeen]),
+            [
+              ['H0', 'rack-b', at(2)],
+              ['h1', 'rack-a', at(1)],
+              ['h2', 'rack-c', at(3)],
+            ],
+          );
+        }));
+
+      it('VMs: put, replace, list (all or one host), delete', () =>
+        withStore(async (s) => {
+          const a = vmRecord('vm-a', 'h1');
+          const b = vmRecord('vm-b', 'h2', { label: null, running: false, ports: [], resources: [], startedSeq: null });
+          const c = vmRecord('vm-c', null);
+          for (const v of [c, b, a]) await s.putVm(v);
+          assert.deepEqual(await s.vm('vm-a'), a);
+          assert.deepEqual(await s.vm('vm-b'), b);
+          assert.deepEqual(await s.vms(), [a, b, c]);
+          assert.deepEqual(await s.vms('h2'), [b]);
+          assert.deepEqual(await s.vms('nowhere'), []);
+          const moved = { ...a, host: 'h2', running: false, startedSeq: 9 };
+          await s.putVm(moved);
+          assert.deepEqual(await s.vms('h2'), [moved, b]);
+          assert.equal(await s.deleteVm('vm-a'), true);
+          assert.equal(await s.deleteVm('vm-a'), false);
+          assert.equal(await s.vm('vm-a'), null);
+        }));
+
+      it('resource labels: keyed by kind and id, replace, delete', () =>
+        withStore(async (s) => {
+          await s.putResourceLabel({ kind: 'network', id: 'lab', label: 'blue' });
+          await s.putResourceLabel({ kind: 'disk', id: 'lab', label: 'red' });
+          await s.putResourceLabel({ kind: 'disk', id: '/img/a', label: 'red' });
+          await s.putResourceLabel({ kind: 'disk', id: '/img/a', label: 'green' });
+          assert.deepEqual(await s.resourceLabels(), [
+            { kind: 'disk', id: '/img/a', label: 'green' },
+            { kind: 'disk', id: 'lab', label: 'red' },
+            { kind: 'network', id: 'lab', label: 'blue' },
+          ]);
+          assert.equal(await s.deleteResourceLabel('disk', 'lab'), true);
+          assert.equal(await s.deleteResourceLabel('disk', 'lab'), false);
+          assert.deepEqual(
+            (await s.resourceLabels()).map((r) => `${r.kind}:${r.id}`),
+            ['disk:/img/a', 'network:lab'],
+          );
+          await rejectsWith(s.putResourceLabel({ kind: 'tape' as 'disk', id: 'x', label: 'red' }), StoreErrorCode.invalidRecord);
+        }));
+    });
+
+    describe('evidence and trust', () => {
+      it('nonces: ok once, then replayed; stale after expiry; unknown if never issued for that VM', () =>
+        withStore(async (s) => {
+          await s.putNonce('vm-1', 'n1', at(60));
+          await s.putNonce('vm-1', 'n2', at(60));
+          await s.putNonce('vm-1', 'n3', at(60));
+          assert.equal(await s.useNonce('vm-2', 'n1', at(10)), 'unknown');
+          assert.equal(await s.useNonce('vm-1', 'never', at(10)), 'unknown');
+          assert.equal(await s.useNonce('vm-1', 'n1', at(10)), 'ok');
+          assert.equal(await s.useNonce('vm-1', 'n1', at(11)), 'replayed');
+          assert.equal(await s.useNonce('vm-1', 'n2', at(61)), 'stale');
+          assert.equal(await s.useNonce('vm-1', 'n3', at(60)), 'ok', 'valid up to and including its expiry');
+          assert.equal(await s.useNonce('vm-1', 'n3', 'not a time'), 'replayed');
+          await s.putNonce('vm-1', 'n4', at(60));
+          assert.equal(await s.useNonce('vm-1', 'n4', 'not a time'), 'stale', 'an unreadable time fails closed');
+          // Issuing a used nonce again must not make it usable again.
+          await rejectsWith(s.putNonce('vm-1', 'n1', at(120)), StoreErrorCode.conflict);
+          assert.equal(await s.useNonce('vm-1', 'n1', at(12)), 'replayed');
+        }));
+
+      it('a nonce used by concurrent callers is ok for exactly one', () =>
+        withStore(async (s) => {
+          await s.putNonce('vm-1', 'n', at(60));
+          const outcomes = await Promise.all(Array.from({ length: 8 }, () => s.useNonce('vm-1', 'n', at(1))));
+          assert.deepEqual(outcomes.sort(), ['ok', ...Array(7).fill('replayed')]);
+        }));
+
+      it('integrity state: none, put, replace', () =>
+        withStore(async (s) => {
+          assert.equal(await s.integrity('vm-1'), null);
+          const state = { replay: { next: 3, pcrs: { sha1: '00'.repeat(20), sha256: 'ff'.repeat(32) } }, keys: [], unicode: '✓' };
+          await s.putIntegrity({ vm: 'vm-1', state });
+          assert.deepEqual(await s.integrity('vm-1'), { vm: 'vm-1', state });
+          await s.putIntegrity({ vm: 'vm-1', state: [1, 2, 3] });
+          assert.deepEqual(await s.integrity('vm-1'), { vm: 'vm-1', state: [1, 2, 3] });
+        }));
+
+      it('evidence: the last one added is the last', () =>
+        withStore(async (s) => {
+          assert.equal(await s.lastEvidence('vm-1'), null);
+          const e1 = { vm: 'vm-1', at: at(5), entries: 10, ok: true, failures: [] };
+          const e2 = { vm: 'vm-1', at: at(4), entries: 12, ok: false, failures: [{ path: '/usr/bin/x', expected: ['aa'], found: 'bb' }] };
+          const other = { vm: 'vm-2', at: at(9), entries: 1, ok: true, failures: [] };
+          await s.addEvidence(e1);
+          await s.addEvidence(e2);
+          await s.addEvidence(other);
+          assert.deepEqual(await s.lastEvidence('vm-1'), e2);
+          assert.deepEqual(await s.lastEvidence('vm-2'), other);
+        }));
+
+      it('putTrust writes the state and its transition together; history keeps every transition in order', () =>
+        withStore(async (s) => {
+          assert.equal(await s.trust('vm-1'), null);
+          assert.deepEqual(await s.trustHistory('vm-1'), []);
+          const t1 = transition('vm-1', 'unverified', 'trusted', 1);
+          const t2 = transition('vm-1', 'trusted', 'untrusted', 2);
+          await s.putTrust(trustRecord('vm-1', 'trusted', 1), t1);
+          await s.putTrust(trustRecord('vm-0', 'unreachable', 3), transition('vm-0', 'unverified', 'unreachable', 3));
+          await s.putTrust(trustRecord('vm-1', 'untrusted', 2), t2);
+          assert.deepEqual(await s.trust('vm-1'), trustRecord('vm-1', 'untrusted', 2));
+          assert.deepEqual(await s.trustHistory('vm-1'), [t1, t2]);
+          assert.deepEqual(
+            (await s.trusts()).map((t) => [t.vm, t.state]),
+            [
+              ['vm-0', 'unreachable'],
+              ['vm-1', 'untrusted'],
+            ],
+          );
+        }));
+
+      it('putTrust is all or nothing: a transition the store refuses leaves the state as it was', () =>
+        withStore(async (s) => {
+          await s.putTrust(trustRecord('vm-1', 'trusted', 1), transition('vm-1', 'unverified', 'trusted', 1));
+          const bad = { ...transition('vm-1', 'trusted', 'untrusted', 2), from: 'bogus' as 'trusted' };
+          await rejectsWith(s.putTrust(trustRecord('vm-1', 'untrusted', 2), bad), StoreErrorCode.invalidRecord);
+          assert.deepEqual(await s.trust('vm-1'), trustRecord('vm-1', 'trusted', 1));
+          assert.equal((await s.trustHistory('vm-1')).length, 1);
+          // A transition that is not the record's own is refused before anything is written.
+          await rejectsWith(s.putTrust(trustRecord('vm-1', 'untrusted', 2), transition('vm-2', 'trusted', 'untrusted', 2)), StoreErrorCode.invalidRecord);
+          await rejectsWith(s.putTrust(trustRecord('vm-1', 'untrusted', 2), transition('vm-1', 'trusted', 'trusted', 2)), StoreErrorCode.invalidRecord);
+          assert.deepEqual(await s.trust('vm-1'), trustRecord('vm-1', 'trusted', 1));
+        }));
+    });
+
+    describe('plans', () => {
+      it('each host’s version must be its current one plus one (1 for a new host)', () =>
+        withStore(async (s) => {
+          assert.equal(await s.plan('h1'), null);
+          await rejectsWith(s.putPlans([planFor('h1', 2)]), StoreErrorCode.planVersionConflict);
+          await s.putPlans([planFor('h1', 1)]);
+          assert.deepEqual(await s.plan('h1'), planFor('h1', 1));
+          await rejectsWith(s.putPlans([planFor('h1', 1)]), StoreErrorCode.planVersionConflict);
+          await rejectsWith(s.putPlans([planFor('h1', 3)]), StoreErrorCode.planVersionConflict);
+          await s.putPlans([planFor('h1', 2, 5)]);
+          assert.deepEqual(await s.plan('h1'), planFor('h1', 2, 5));
+          await s.putPlans([]);
+          await assert.rejects(s.putPlans([planFor('h1', 4)]), (e: unknown) => {
+            assert.ok(isStoreError(e, StoreErrorCode.planVersionConflict));
+            assert.deepEqual(e.details, { host: 'h1', version: 4, current: 2 });
+            return true;
+          });
+        }));
+
+      it('a batch with one bad version writes nothing', () =>
+        withStore(async (s) => {
+          await s.putPlans([planFor('a', 1), planFor('c', 1)]);
+          await rejectsWith(s.putPlans([planFor('a', 2), planFor('b', 1), planFor('c', 5)]), StoreErrorCode.planVersionConflict);
+          assert.deepEqual(await s.plan('a'), planFor('a', 1));
+          assert.equal(await s.plan('b'), null);
+          assert.deepEqual(await s.plan('c'), planFor('c', 1));
+          await s.putPlans([planFor('a', 2), planFor('b', 1), planFor('c', 2)]);
+          assert.equal((await s.plan('c'))!.version, 2);
+        }));
+
+      it('of concurrent writers of one host’s next version, exactly one succeeds', () =>
+        withStore(async (s) => {
+          await s.putPlans([planFor('h', 1)]);
+          const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => s.putPlans([planFor('h', 2, i)])));
+          assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+          for (const r of results) if (r.status === 'rejected') assert.ok(isStoreError(r.reason, StoreErrorCode.planVersionConflict));
+          assert.equal((await s.plan('h'))!.version, 2);
+        }));
+    });
+
+    describe('transactions', () => {
+      it('commit: the value is returned and every write is there', () =>
+        withStore(async (s) => {
+          const value = await s.tx(async (t) => {
+            await writeOneOfEverything(t);
+            return 42;
+          });
+          assert.equal(value, 42);
+          const after = await snapshot(s);
+          assert.equal(after.policies.length, 1);
+          assert.equal(after.audit.length, 1);
+          assert.equal(after.tokens.length, 1);
+        }));
+
+      it('a throw rolls everything back: every table, the policy counter and the audit chain', () =>
+        withStore(async (s) => {
+          const empty = await snapshot(s);
+          await assert.rejects(
+            s.tx(async (t) => {
+              await writeOneOfEverything(t);
+              assert.equal((await t.hosts()).length, 1, 'the transaction sees its own writes');
+              throw new Error('boom');
+            }),
+            /boom/,
+          );
+          assert.deepEqual(await snapshot(s), empty);
+          assert.equal(await s.useNonce('vm-1', 'nonce-1', at(10)), 'unknown');
+          assert.equal((await s.publishPolicy(policyInput(1))).version, 1);
+          const a = await s.appendAudit(auditInput(1));
+          assert.equal(a.seq, 1);
+          assert.equal(a.prevHash, GENESIS_HASH);
+        }));
+
+      it('a store error inside rolls back too', () =>
+        withStore(async (s) => {
+          await s.putPlans([planFor('h', 1)]);
+          await rejectsWith(
+            s.tx(async (t) => {
+              await t.putHost({ name: 'h', label: null, lastSeen: null });
+              await t.appendAudit(auditInput(1));
+              await t.putPlans([planFor('h', 3)]);
+            }),
+            StoreErrorCode.planVersionConflict,
+          );
+          assert.deepEqual(await s.hosts(), []);
+          assert.deepEqual(await s.audit(), []);
+        }));
+
+      it('nested transactions join the outer one; a nested throw undoes only its own writes', () =>
+        withStore(async (s) => {
+          await s.tx(async (t) => {
+            await t.putHost({ name: 'outer', label: null, lastSeen: null });
+            await t.tx(async (u) => {
+              await u.putHost({ name: 'inner-kept', label: null, lastSeen: null });
+              await u.tx(async (v) => v.appendAudit(auditInput(1)));
+            });
+            await assert.rejects(
+              t.tx(async (u) => {
+                await u.putHost({ name: 'inner-undone', label: null, lastSeen: null });
+                await u.appendAudit(auditInput(2));
+                throw new Error('inner');
+              }),
+              /inner/,
+            );
+            await t.appendAudit(auditInput(3));
+          });
+          assert.deepEqual(
+            (await s.hosts()).map((h) => h.name),
+            ['inner-kept', 'outer'],
+          );
+          const audit = await s.audit();
+          assert.deepEqual(
+            audit.map((r) => [r.seq, r.at]),
+            [
+              [1, at(1)],
+              [2, at(3)],
+            ],
+          );
+          assert.deepEqual(verifyAuditChain(audit), { ok: true });
+
+          await assert.rejects(
+            s.tx(async (t) => {
+              await t.tx(async (u) => u.putHost({ name: 'committed-inner', label: null, lastSeen: null }));
+              throw new Error('outer');
+            }),
+            /outer/,
+          );
+          assert.equal(await s.host('committed-inner'), null, 'an inner commit is undone by the outer rollback');
+        }));
+
+      it('a call that fails inside a transaction leaves the transaction usable', () =>
+        withStore(async (s) => {
+          await s.putToken(token('t1', 'hash-1'));
+          await s.tx(async (t) => {
+            await rejectsWith(t.putToken(token('t2', 'hash-1')), StoreErrorCode.conflict);
+            await rejectsWith(t.putPlans([planFor('h', 2)]), StoreErrorCode.planVersionConflict);
+            await t.putHost({ name: 'after-the-failures', label: null, lastSeen: null });
+          });
+          assert.deepEqual(
+            (await s.hosts()).map((h) => h.name),
+            ['after-the-failures'],
+          );
+          assert.deepEqual(
+            (await s.tokens()).map((t) => t.id),
+            ['t1'],
+          );
+        }));
+
+      it('calls on the store itself from inside fn join the transaction', () =>
+        withStore(async (s) => {
+          await assert.rejects(
+            s.tx(async () => {
+              await s.putHost({ name: 'h', label: null, lastSeen: null });
+              assert.equal((await s.hosts()).length, 1);
+              throw new Error('undo');
+            }),
+            /undo/,
+          );
+          assert.deepEqual(await s.hosts(), []);
+        }));
+
+      it('calls inside one transaction may run concurrently (Promise.all)', () =>
+        withStore(async (s) => {
+          await s.tx(async (t) => {
+            await Promise.all([
+              ...Array.from({ length: 10 }, (_, i) => t.appendAudit(auditInput(i))),
+              ...Array.from({ length: 5 }, (_, i) => t.putHost({ name: `h${i}`, label: null, lastSeen: null })),
+              t.tx(async (u) => u.publishPolicy(policyInput(1))),
+            ]);
+          });
+          const audit = await s.audit();
+          assert.deepEqual(
+            audit.map((r) => r.seq),
+            Array.from({ length: 10 }, (_, i) => i + 1),
+          );
+          assert.deepEqual(verifyAuditChain(audit), { ok: true });
+          assert.equal((await s.hosts()).length, 5);
+        }));
+
+      it('calls fn started but did not await finish inside the transaction, and share its fate', () =>
+        withStore(async (s) => {
+          let stray: Promise<unknown>[] = [];
+          await s.tx(async (t) => {
+            stray = [t.putHost({ name: 'late', label: null, lastSeen: null }), t.appendAudit(auditInput(1))];
+          });
+          await Promise.all(stray);
+          assert.deepEqual(
+            (await s.hosts()).map((h) => h.name),
+            ['late'],
+          );
+          await assert.rejects(
+            s.tx(async (t) => {
+              stray = [t.putHost({ name: 'undone', label: null, lastSeen: null }), t.appendAudit(auditInput(2))];
+              throw new Error('undo');
+            }),
+            /undo/,
+          );
+          await Promise.all(stray);
+          assert.equal(await s.host('undone'), null);
+          assert.equal((await s.audit()).length, 1);
+        }));
+
+      it('other callers do not interleave with an open transaction: they neither see nor join it', () =>
+        withStore(async (s) => {
+          let inside!: () => void;
+          const entered = new Promise<void>((r) => (inside = r));
+          const a = s.tx(async (t) => {
+            await t.putHost({ name: 'uncommitted', label: null, lastSeen: null });
+            await t.appendAudit(auditInput(1));
+            inside();
+            await sleep(100);
+            throw new Error('rolled back');
+          });
+          await entered;
+          // Another caller, while the transaction is open and waiting.
+          const b = (async () => {
+            await s.putHost({ name: 'other', label: null, lastSeen: null });
+            const seen = (await s.hosts()).map((h) => h.name);
+            const appended = await s.appendAudit(auditInput(2));
+            return { seen, appended };
+          })();
+          await assert.rejects(a, /rolled back/);
+          const { seen, appended } = await b;
+          assert.deepEqual(seen, ['other'], 'the other caller saw only committed data');
+          assert.deepEqual(
+            (await s.hosts()).map((h) => h.name),
+            ['other'],
+            'its write was not rolled back with the transaction',
+          );
+          assert.equal(appended.seq, 1);
+          assert.deepEqual(verifyAuditChain(await s.audit()), { ok: true });
+        }));
+
+      it('many concurrent callers: one unbroken audit chain and distinct policy numbers', () =>
+        withStore(async (s) => {
+          await Promise.all([
+            ...Array.from({ length: 30 }, (_, i) => s.appendAudit(auditInput(i))),
+            ...Array.from({ length: 5 }, (_, i) => s.publishPolicy(policyInput(i))),
+            ...Array.from({ length: 5 }, (_, i) => s.tx(async (t) => t.appendAudit(auditInput(100 + i)))),
+          ]);
+          const audit = await s.audit();
+          assert.equal(audit.length, 35);
+          assert.deepEqual(verifyAuditChain(audit), { ok: true });
+          assert.deepEqual(
+            (await s.policyHistory()).map((p) => p.version),
+            [1, 2, 3, 4, 5],
+          );
+        }));
+
+      it('two stores on one database append to one chain, never a fork', () =>
+        withStore(async (s, fx) => {
+          const other = await fx.open();
+          await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? s : other).appendAudit(auditInput(i))));
+          const audit = await other.audit();
+          assert.deepEqual(
+            audit.map((r) => r.seq),
+            Array.from({ length: 40 }, (_, i) => i + 1),
+          );
+          assert.deepEqual(verifyAuditChain(audit), { ok: true });
+          assert.deepEqual(await s.audit(), audit);
+        }));
+    });
+
+    describe('audit', () => {
+      it('append gives seq 1, 2, 3… chained from the genesis hash, and reads back exactly', () =>
+        withStore(async (s) => {
+          const appended: AuditRecordV1[] = [];
+          for (let n = 1; n <= 5; n++) appended.push(await s.appendAudit(auditInput(n)));
+          assert.deepEqual(
+            appended.map((r) => r.seq),
+            [1, 2, 3, 4, 5],
+          );
+          assert.equal(appended[0].prevHash, GENESIS_HASH);
+          for (let i = 1; i < 5; i++) assert.equal(appended[i].prevHash, appended[i - 1].hash);
+          for (const r of appended) assert.match(r.hash, /^[0-9a-f]{64}$/);
+          assert.deepEqual(await s.audit(), appended);
+          assert.deepEqual(appended[0].details, auditInput(1).details);
+          assert.deepEqual(verifyAuditChain(appended), { ok: true });
+        }));
+
+      it('details are kept as JSON reads them back (undefined → null), and still verify', () =>
+        withStore(async (s) => {
+          const r = await s.appendAudit({ ...auditInput(1), details: undefined });
+          assert.equal(r.details, null);
+          const r2 = await s.appendAudit({ ...auditInput(2), details: { keep: 1, drop: undefined, list: [undefined, 2] } });
+          assert.deepEqual(r2.details, { keep: 1, list: [null, 2] });
+          const read = await s.audit();
+          assert.deepEqual(read, [r, r2]);
+          assert.deepEqual(verifyAuditChain(read), { ok: true });
+        }));
+
+      it('filters: actor, action, subject, afterSeq, limit', () =>
+        withStore(async (s) => {
+          for (let n = 1; n <= 12; n++) await s.appendAudit(auditInput(n));
+          const seqs = async (f: Parameters<Store['audit']>[0]) => (await s.audit(f)).map((r) => r.seq);
+          assert.deepEqual(await seqs({ actor: 'alice' }), [1, 3, 5, 7, 9, 11]);
+          assert.deepEqual(await seqs({ action: 'vm.start' }), [3, 6, 9, 12]);
+          assert.deepEqual(await seqs({ subject: 'subject-1' }), [1, 5, 9]);
+          assert.deepEqual(await seqs({ actor: 'alice', action: 'vm.start' }), [3, 9]);
+          assert.deepEqual(await seqs({ afterSeq: 9 }), [10, 11, 12]);
+          assert.deepEqual(await seqs({ afterSeq: 2, limit: 3 }), [3, 4, 5]);
+          assert.deepEqual(await seqs({ limit: 0 }), []);
+          assert.deepEqual(await seqs({ actor: 'nobody' }), []);
+          assert.deepEqual(verifyAuditChain(await s.audit({ afterSeq: 4 }), { partial: true }), { ok: true });
+        }));
+
+      /** Five records, tampered with by `tamper`, must fail verification as `problem` at `seq`. */
+      async function detects(tamper: (fx: F, records: AuditRecordV1[], s: Store) => Promise<void>, problem: string, seq: number) {
+        await withStore(async (s, fx) => {
+          const records: AuditRecordV1[] = [];
+          for (let n = 1; n <= 5; n++) records.push(await s.appendAudit(auditInput(n)));
+          await tamper(fx, records, s);
+          const verdict = verifyAuditChain(await s.audit());
+          assert.equal(verdict.ok, false, 'tampering went unnoticed');
+          if (verdict.ok) return;
+          assert.deepEqual([verdict.problem, verdict.seq], [problem, seq], verdict.message);
+        });
+      }
+
+      it('tamper: an edited record (content changed in SQL) is found as edited', () =>
+        detects((fx) => fx.rawExec(`UPDATE audit SET details = '{"n":3,"forged":true}' WHERE seq = 3`).then(() => undefined), 'edited', 3));
+
+      it('tamper: an edited record given a fresh hash is found as edited', () =>
+        detects(
+          async (fx, records) => {
+            const forged = sealAuditRecord({ ...records[2], actor: 'mallory' }, 3, records[1].hash);
+            await fx.rawExec(`UPDATE audit SET actor = 'mallory', hash = ${lit(forged.hash)} WHERE seq = 3`);
+          },
+          'edited',
+          3,
+        ));
+
+      it('tamper: a deleted record is found as deleted', () =>
+        detects((fx) => fx.rawExec('DELETE FROM audit WHERE seq = 3').then(() => undefined), 'deleted', 3));
+
+      it('tamper: the last record deleted shows as deleted at the next append', () =>
+        detects(
+          async (fx, _records, s) => {
+            await fx.rawExec('DELETE FROM audit WHERE seq = 5');
+            await s.appendAudit(auditInput(6));
+          },
+          'deleted',
+          5,
+        ));
+
+      it('tamper: an inserted record (later ones renumbered) is found as inserted', () =>
+        detects(
+          async (fx, records) => {
+            const forged = sealAuditRecord(auditInput(99, { actor: 'mallory' }), 3, records[1].hash);
+            await fx.rawExec('UPDATE audit SET seq = seq + 1000 WHERE seq >= 3');
+            await fx.rawExec('UPDATE audit SET seq = seq - 999 WHERE seq >= 1000');
+            await fx.rawExec(
+              `INSERT INTO audit (seq, at, actor, action, subject, details, hash, prev_hash) VALUES (3, ${lit(forged.at)}, ${lit(forged.actor)}, ` +
+                `${lit(forged.action)}, ${lit(forged.subject)}, ${lit(JSON.stringify(forged.details))}, ${lit(forged.hash)}, ${lit(forged.prevHash)})`,
+            );
+          },
+          'inserted',
+          3,
+        ));
+
+      it('tamper: two records swapped are found as reordered', () =>
+        detects(
+          async (fx) => {
+            await fx.rawExec('UPDATE audit SET seq = 0 WHERE seq = 3');
+            await fx.rawExec('UPDATE audit SET seq = 3 WHERE seq = 4');
+            await fx.rawExec('UPDATE audit SET seq = 4 WHERE seq = 0');
+          },
+          'reordered',
+          3,
+        ));
+    });
+
+    describe('access', () => {
+      it('tokens: put, find by hash, list, revoke once; revocation is final', () =>
+        withStore(async (s) => {
+          const a = token('tok-a', 'hash-a');
+          const b = token('tok-b', 'hash-b', { role: 'operator', host: null, createdAt: at(2) });
+          await s.putToken(b);
+          await s.putToken(a);
+          assert.deepEqual(await s.tokenByHash('hash-a'), a);
+          assert.equal(await s.tokenByHash('nope'), null);
+          assert.deepEqual(await s.tokens(), [a, b]);
+          assert.equal(await s.revokeToken('tok-a', at(10)), true);
+          assert.equal(await s.revokeToken('tok-a', at(11)), false);
+          assert.equal(await s.revokeToken('unknown', at(11)), false);
+          assert.deepEqual(await s.tokenByHash('hash-a'), { ...a, revokedAt: at(10) });
+          await s.putToken({ ...a, name: 'renamed' });
+          assert.deepEqual(await s.tokenByHash('hash-a'), { ...a, name: 'renamed', revokedAt: at(10) });
+          await rejectsWith(s.putToken(token('tok-c', 'hash-b')), StoreErrorCode.conflict);
+          await rejectsWith(s.putToken(token('tok-d', 'hash-d', { role: 'root' as 'admin' })), StoreErrorCode.invalidRecord);
+        }));
+
+      it('users: put, replace, find', () =>
+        withStore(async (s) => {
+          assert.equal(await s.user('alice'), null);
+          await s.putUser({ name: 'alice', role: 'viewer', passwordHash: 'scrypt$1' });
+          await s.putUser({ name: 'alice', role: 'admin', passwordHash: 'scrypt$2' });
+          assert.deepEqual(await s.user('alice'), { name: 'alice', role: 'admin', passwordHash: 'scrypt$2' });
+        }));
+
+      it('sessions: put, find, delete', () =>
+        withStore(async (s) => {
+          await s.putSession(sessionRecord('s1'));
+          await s.putSession(sessionRecord('s2'));
+          assert.deepEqual(await s.session('s1'), sessionRecord('s1'));
+          await s.deleteSession('s1');
+          await s.deleteSession('s1');
+          assert.equal(await s.session('s1'), null);
+          assert.deepEqual(await s.session('s2'), sessionRecord('s2'));
+        }));
+    });
+
+    describe('events', () => {
+      const ev = (subject: string): StoreEvent => ({ kind: 'policy', subject, at: at(1) });
+
+      it('a subscriber hears the store’s own events until it unsubscribes', () =>
+        withStore(async (s) => {
+          const c = collect(s);
+          await s.publish(ev('one'));
+          await c.until((e) => e.subject === 'one');
+          assert.deepEqual(c.seen, [ev('one')]);
+          c.unsubscribe();
+          const d = collect(s);
+          await s.publish(ev('two'));
+          await d.until((e) => e.subject === 'two');
+          assert.deepEqual(c.seen, [ev('one')]);
+          d.unsubscribe();
+        }));
+
+      it('events published in a transaction go out at its commit, and not at all if it (or a savepoint) rolls back', () =>
+        withStore(async (s) => {
+          const c = collect(s);
+          await s.tx(async (t) => {
+            await t.publish(ev('committed'));
+            await t.tx(async (u) => u.publish(ev('committed-inner'))).catch(() => undefined);
+            await t.tx(async (u) => {
+              await u.publish(ev('undone-inner'));
+              throw new Error('undo');
+            }).catch(() => undefined);
+          });
+          await s.tx(async (t) => {
+            await t.publish(ev('undone'));
+            throw new Error('undo');
+          }).catch(() => undefined);
+          await s.publish(ev('marker'));
+          await c.until((e) => e.subject === 'marker');
+          assert.deepEqual(
+            c.seen.map((e) => e.subject),
+            ['committed', 'committed-inner', 'marker'],
+          );
+          c.unsubscribe();
+        }));
+
+      it('another store on the same database hears them', () =>
+        withStore(async (s, fx) => {
+          const other = await fx.open();
+          const c = collect(other);
+          await s.publish(ev('from-the-first'));
+          await c.until((e) => e.subject === 'from-the-first');
+          const mine = collect(s);
+          await other.publish(ev('from-the-second'));
+          await mine.until((e) => e.subject === 'from-the-second');
+          c.unsubscribe();
+          mine.unsubscribe();
+        }));
+    });
+  });
+}
