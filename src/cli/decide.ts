@@ -11,54 +11,20 @@
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { CompiledPolicy } from '../monitor/compile.ts';
-import { explainAuthorized, explainShare, explainStart, explainUse } from '../monitor/decisions.ts';
-import { isMonitorError, MonitorErrorCode } from '../monitor/errors.ts';
+import { MonitorErrorCode } from '../monitor/errors.ts';
+import { answerQuery, isQueryError } from '../monitor/query.ts';
 import { loadPolicyFile } from './policy-files.ts';
 
-type Query = Record<string, unknown>;
-
-function str(q: Query, field: string): string {
-  const v = q[field];
-  if (typeof v !== 'string') throw { code: MonitorErrorCode.badQuery, message: `field "${field}" must be a string` };
-  return v;
-}
-
-/** Answer one query line (already trimmed, non-empty). Never throws. */
+/** Answer one query line (already trimmed, non-empty). Never throws. The logic is `monitor/query.ts`'s. */
 export function answerLine(p: CompiledPolicy, line: string, lineNo: number): unknown {
+  let q: unknown;
   try {
-    let q: unknown;
-    try {
-      q = JSON.parse(line);
-    } catch (e) {
-      return { error: { code: MonitorErrorCode.badQuery, message: `line ${lineNo}: not JSON: ${(e as Error).message}` } };
-    }
-    if (typeof q !== 'object' || q === null || Array.isArray(q)) {
-      return { error: { code: MonitorErrorCode.badQuery, message: `line ${lineNo}: a query is a JSON object` } };
-    }
-    const o = q as Query;
-    switch (o.op) {
-      case 'share':
-        return explainShare(p, str(o, 'a'), str(o, 'b'));
-      case 'use':
-        return explainUse(p, str(o, 'vm'), str(o, 'resource'));
-      case 'authorized':
-        return explainAuthorized(p, str(o, 'host'), str(o, 'vm'));
-      case 'start': {
-        const running = o.running ?? [];
-        if (!Array.isArray(running) || running.some((r) => typeof r !== 'string')) {
-          return { error: { code: MonitorErrorCode.badQuery, message: `line ${lineNo}: field "running" must be a list of labels` } };
-        }
-        return explainStart(p, str(o, 'vm'), running as string[]);
-      }
-      default:
-        return { error: { code: MonitorErrorCode.unknownOp, message: `line ${lineNo}: unknown op ${JSON.stringify(o.op)}: use share, use, authorized or start` } };
-    }
+    q = JSON.parse(line);
   } catch (e) {
-    if (isMonitorError(e)) return { error: { code: e.code, message: `line ${lineNo}: ${e.message}` } };
-    const c = e as { code?: string; message?: string };
-    if (c && typeof c.code === 'string') return { error: { code: c.code, message: `line ${lineNo}: ${c.message}` } };
-    throw e;
+    return { error: { code: MonitorErrorCode.badQuery, message: `line ${lineNo}: not JSON: ${(e as Error).message}` } };
   }
+  const a = answerQuery(p, q);
+  return isQueryError(a) ? { error: { code: a.error.code, message: `line ${lineNo}: ${a.error.message}` } } : a;
 }
 
 /** Run the decide loop over streams; resolves when the input ends. */

@@ -17,6 +17,8 @@ import { imaReplay } from './ima-replay.ts';
 import { imaAppraise } from './ima-appraise.ts';
 import { imaPolicyFromLog } from './ima-policy-from-log.ts';
 import { measure } from './measure.ts';
+import { serve } from './serve.ts';
+import { auditVerify } from './audit-verify.ts';
 
 /** Run an action; its number is the exit code. */
 function run(action: (...args: any[]) => number | Promise<number>) {
@@ -133,6 +135,25 @@ export function buildProgram(): Command {
     .option('--sig-format <format>', 'tpmt (default) or plain')
     .option('--json', 'print {"valid","failed","nonce","pcrDigest"}')
     .action(run((o) => quoteVerify(o)));
+
+  program
+    .command('serve')
+    .description('run the controller: the HTTP API v1 on SQLite (or PostgreSQL); prints the URL, and an admin token on first start')
+    .option('--data <dir>', 'SQLite data directory (default ./.hueguard)')
+    .option('--postgres <url>', 'use PostgreSQL at this URL instead of SQLite')
+    .option('--host <addr>', 'address to listen on (default 127.0.0.1)')
+    .option('--port <n>', 'port to listen on (default 8470; 0: any free port)')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
+    .option('--tls-key <file>', 'and this private key (PEM)')
+    .action(run((o) => serve(o)));
+  const auditCmd = program.command('audit').description('the controller\'s audit log');
+  auditCmd
+    .command('verify')
+    .description('check the audit log\'s hash chain: OK, or which record was edited, inserted or deleted (exit 1)')
+    .option('--data <dir>', 'SQLite data directory (default ./.hueguard)')
+    .option('--postgres <url>', 'a PostgreSQL store')
+    .option('--json', 'print {"ok","seq","problem","message","records","head"}')
+    .action(run((o) => auditVerify(o)));
   return program;
 }
 

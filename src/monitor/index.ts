@@ -5,3 +5,4 @@ export { explainShare, explainUse, explainAuthorized, explainStart } from './dec
 export type { ShareAnswer, UseAnswer, AuthorizedAnswer } from './decisions.ts';
 export * from './update.ts';
 export { MonitorError, MonitorErrorCode, isMonitorError } from './errors.ts';
+export { answerQuery, isQueryError, queryOp, DECISION_OPS, type DecisionOp, type QueryAnswer, type QueryError, type DecisionAnswer } from './query.ts';

@@ -1,0 +1,133 @@
+/**
+ * The controller's HTTP API v1 as a fastify instance, built from a Store and options (not listening: the caller
+ * decides where, `cli/serve.ts` or a test). The order of the parts is the order a request meets them:
+ * access rule (attached to the route from `access.ts`) → authentication, rate limit, role, CSRF (`auth.ts`) →
+ * body limit and parsing → schema validation (`validation.ts`) → the agent's host → the route → errors as ErrorV1
+ * (`errors.ts`) → latency metric.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Store } from '../store/store.ts';
+import { accessRule } from './access.ts';
+import { installAuth } from './auth.ts';
+import { PolicyCache, type ServerContext } from './context.ts';
+import { installErrorHandlers } from './errors.ts';
+import { installRequestMetrics, Metrics } from './metrics.ts';
+import { OpenApiCollector } from './openapi.ts';
+import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
+import { admissionRoutes } from './routes/admission.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { decideRoutes } from './routes/decide.ts';
+import { draftRoutes } from './routes/drafts.ts';
+import { eventRoutes } from './routes/events.ts';
+import { hostRoutes } from './routes/hosts.ts';
+import { policyRoutes } from './routes/policy.ts';
+import { resourceRoutes } from './routes/resources.ts';
+import { sessionRoutes } from './routes/session.ts';
+import { systemRoutes } from './routes/system.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { vmRoutes } from './routes/vms.ts';
+import { POLICY_TEXT_TYPES } from './schemas.ts';
+import { installValidation } from './validation.ts';
+
+export const API_VERSION = '1.0.0';
+/** The default request-size limit: 1 MiB (policy text routes take up to the policy limit, 16 MiB). */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+export interface AppOptions {
+  store: Store;
+  /** the clock (tests move it); default: the system's */
+  now?: () => Date;
+  /** bytes; default 1 MiB */
+  bodyLimit?: number;
+  /** per credential; default 50 requests/s with bursts of 500; false: none */
+  rateLimit?: RateLimitOptions | false;
+  /** sign-in attempts per client address; default 1/s with bursts of 20; false: none */
+  loginRateLimit?: RateLimitOptions | false;
+  /** default 12 hours */
+  sessionTtlMs?: number;
+  /** serve HTTPS with this certificate and key (PEM); the session cookie is then Secure */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** fastify's logger option; default off */
+  logger?: FastifyServerOptions['logger'];
+  /** server-sent events keep-alive comment interval; default 15 s */
+  heartbeatMs?: number;
+}
+
+export interface App {
+  app: FastifyInstance;
+  ctx: ServerContext;
+}
+
+/** Build the API (routes registered, not listening). Close it with `app.close()`; the store stays open. */
+export async function buildApp(opts: AppOptions): Promise<App> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    // A client must send its whole request (16 MiB at most) within a minute; answers, such as event streams, may
+    // last as long as they like.
+    requestTimeout: 60_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }) as unknown as FastifyInstance;
+
+  const rate = opts.rateLimit === undefined ? { burst: 500, perSecond: 50 } : opts.rateLimit;
+  const login = opts.loginRateLimit === undefined ? { burst: 20, perSecond: 1 } : opts.loginRateLimit;
+  const ctx: ServerContext = {
+    store: opts.store,
+    now: opts.now ?? (() => new Date()),
+    metrics: new Metrics(),
+    policies: new PolicyCache(opts.store),
+    limiter: rate === false ? null : new RateLimiter(rate),
+    loginLimiter: login === false ? null : new RateLimiter(login),
+    sessionTtlMs: opts.sessionTtlMs ?? 12 * 60 * 60 * 1000,
+    secureCookies: opts.tls !== undefined,
+  };
+
+  // Every route must have a row in the access table: a route without one fails here, at start.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      const rule = accessRule(method, route.url);
+      if (rule === undefined) throw new Error(`route ${method} ${route.url} has no row in server/access.ts`);
+      route.config = { ...(route.config as object), access: rule };
+    }
+  });
+  const openapi = new OpenApiCollector({ title: 'hueguard controller', version: API_VERSION });
+  openapi.install(app);
+
+  installValidation(app);
+  installErrorHandlers(app);
+  installAuth(app, ctx);
+  installRequestMetrics(app, ctx.metrics);
+  app.addContentTypeParser(POLICY_TEXT_TYPES, { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  // Other controllers on the same database publish too: forget the compiled policy when any of them does.
+  const unsubscribe = opts.store.subscribe((e) => {
+    if (e.kind !== 'policy' || e.subject.startsWith('draft/')) return;
+    const version = Number(e.subject);
+    if (Number.isInteger(version) && version > 0) {
+      ctx.policies.published(version);
+      ctx.metrics.policyVersion.set(version);
+    } else ctx.policies.invalidate();
+  });
+  app.addHook('onClose', async () => unsubscribe());
+
+  systemRoutes(app, ctx, openapi);
+  sessionRoutes(app, ctx);
+  policyRoutes(app, ctx);
+  draftRoutes(app, ctx);
+  hostRoutes(app, ctx);
+  vmRoutes(app, ctx);
+  resourceRoutes(app, ctx);
+  admissionRoutes(app, ctx);
+  decideRoutes(app, ctx);
+  auditRoutes(app, ctx);
+  eventRoutes(app, ctx, opts.heartbeatMs ?? 15_000);
+  tokenRoutes(app, ctx);
+
+  const current = await ctx.policies.current();
+  ctx.metrics.policyVersion.set(current?.record.version ?? 0);
+  await app.ready();
+  return { app, ctx };
+}

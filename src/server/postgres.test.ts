@@ -1,0 +1,85 @@
+/**
+ * Two controllers on one PostgreSQL database serve one fleet: a change made through one is seen by the clients of
+ * the other, as events and in its answers (its compiled policy is forgotten when the other publishes). On a
+ * throwaway server; skipped where none can run.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openPostgresStore } from '../store/postgres.ts';
+import { postgresUnavailable, startPostgres, type PostgresServer } from '../../test/support/postgres.ts';
+import { AGENT_HOST, LAB, startServer, type TestServer } from './server.test-support.ts';
+
+const skip = postgresUnavailable() ?? false;
+
+describe('two controllers on one PostgreSQL database', { skip }, () => {
+  let pgServer: PostgresServer;
+  let a: TestServer;
+  let b: TestServer;
+  before(async () => {
+    pgServer = await startPostgres();
+    const url = await pgServer.createDatabase();
+    a = await startServer({ open: () => openPostgresStore({ url }) });
+    b = await startServer({ open: () => openPostgresStore({ url }) });
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await pgServer?.stop();
+  });
+
+  test('a publish and a label change through one are seen by the clients of the other', async () => {
+    const abort = new AbortController();
+    const r = await fetch(`${b.url}/api/v1/events`, { headers: { authorization: `Bearer ${b.tokens.viewer}` }, signal: abort.signal });
+    assert.equal(r.status, 200);
+    let text = '';
+    const reader = (async () => {
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk, { stream: true });
+      } catch {
+        // aborted
+      }
+    })();
+    const until = async (re: RegExp) => {
+      const deadline = Date.now() + 10_000;
+      while (!re.test(text)) {
+        assert.ok(Date.now() < deadline, `not seen ${re}: ${text}`);
+        await new Promise((res) => setTimeout(res, 25));
+      }
+    };
+
+    assert.equal(await a.publish(LAB, 'through a'), 1);
+    await until(/event: policy\ndata: \{"kind":"policy","subject":"1"/);
+    assert.equal((await b.call('POST', '/api/v1/decide', { token: b.tokens.viewer, body: { op: 'share', a: 'blue', b: 'vio' } })).json.allow, true);
+
+    assert.equal((await a.call('PUT', `/api/v1/hosts/${AGENT_HOST}/vms`, { token: a.tokens.agent, body: { vms: [{ name: 'web', running: true, label: 'blue' }] } })).status, 200);
+    assert.equal((await a.call('PUT', '/api/v1/vms/web/label', { token: a.tokens.operator, body: { label: 'vio', reason: 'through a' } })).status, 200);
+    await until(/event: fleet\ndata: \{"kind":"fleet","subject":"vm\/web"/);
+    assert.equal((await b.call('GET', '/api/v1/vms/web', { token: b.tokens.viewer })).json.label, 'vio');
+
+    // b's compiled policy follows a's next publish at once
+    const next = LAB.replace('version: "1.0"', 'version: "1.1"\nfrom: { policy: lab, version: "1.0" }').replace('vio:  { colors: [blue, green]', 'vio:  { colors: [green]');
+    assert.equal((await b.call('POST', '/api/v1/decide', { token: b.tokens.viewer, body: { op: 'share', a: 'blue', b: 'vio' } })).json.allow, true);
+    const d = await a.call('POST', '/api/v1/policy/drafts', { token: a.tokens.admin, raw: { type: 'application/yaml', text: next } });
+    const p = await a.call('POST', `/api/v1/policy/drafts/${d.json.id}/publish`, { token: a.tokens.admin, body: { note: 'vio loses blue', mode: 'revoke' } });
+    assert.equal(p.status, 201, p.text);
+    await until(/"subject":"2"/);
+    assert.equal((await b.call('POST', '/api/v1/decide', { token: b.tokens.viewer, body: { op: 'share', a: 'blue', b: 'vio' } })).json.allow, false);
+    assert.match((await b.call('GET', '/metrics', { token: b.tokens.viewer })).text, /^hueguard_policy_version 2$/m);
+    abort.abort();
+    await reader;
+  });
+
+  test('the audit chain stays one chain across both controllers', async () => {
+    await Promise.all([
+      ...Array.from({ length: 5 }, (_, i) => a.call('POST', '/api/v1/admission', { token: a.tokens.operator, body: { host: AGENT_HOST, vm: `a${i}`, label: 'nope' } })),
+      ...Array.from({ length: 5 }, (_, i) => b.call('POST', '/api/v1/admission', { token: b.tokens.operator, body: { host: AGENT_HOST, vm: `b${i}`, label: 'nope' } })),
+    ]);
+    const records = (await a.call('GET', '/api/v1/audit?limit=1000', { token: a.tokens.viewer })).json as { seq: number; hash: string; prevHash: string }[];
+    assert.equal(records.length, 13, '2 publishes, 1 label change, 10 denials');
+    records.forEach((r, i) => {
+      assert.equal(r.seq, i + 1);
+      if (i > 0) assert.equal(r.prevHash, records[i - 1].hash);
+    });
+  });
+});
