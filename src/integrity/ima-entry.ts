@@ -32,7 +32,10 @@ export interface ImaEntry {
 
 /** An all-zero template hash marks a violation (ToMToU, open-writers): the kernel extends all-0xFF instead. */
 export function isViolation(e: ImaEntry): boolean {
-  return e.templateHash.every((b) => b === 0);
+  // a loop, not every(): this runs for each entry appraised
+  const h = e.templateHash;
+  for (let i = 0; i < h.length; i++) if (h[i] !== 0) return false;
+  return true;
 }
 
 function u32le(n: number): Uint8Array {

@@ -17,6 +17,7 @@ import { BANK_SIZE, extendValue, isViolation, templateData, type Bank, type ImaE
 import { parseImaLog, readImaEntries } from './ima-log.ts';
 import {
   PcrReplay,
+  nodeHash,
   bootAggregate,
   checkBootAggregate,
   findQuotedPrefix,
@@ -269,6 +270,88 @@ test('entries for other PCRs are filtered: they advance the entry number only', 
   const r11 = new PcrReplay(undefined, { pcr: 11 });
   for (const e of mixed) r11.extend(e);
   assert.equal(hex(r11.value('sha256')), hex(referenceReplay(mixed, 'sha256', 11)));
+});
+
+// ---- one bank, and the default (small-hash) path against node:crypto ------------------------------------------------
+
+const ALL_LISTS = [
+  'hpe-keylime-perf-tests/ima_log.txt',
+  'embrave/binary_runtime_measurements',
+  'rust-keylime/ascii_runtime_measurements',
+  'keylime/ima-log-sha1',
+  'keylime/ima-log-sha256',
+  'keylime/test_ima_verification_vectors.txt',
+  'keylime-tests/keylime-policy-commands/ima_log.txt',
+];
+
+test('the default hashing equals node:crypto injected as the hash, on every real list (violations included)', () => {
+  for (const rel of ALL_LISTS) {
+    const entries = list(rel);
+    const fast = new PcrReplay();
+    const slow = new PcrReplay(undefined, { hash: nodeHash });
+    for (const e of entries) assert.equal(fast.extend(e), slow.extend(e), rel);
+    assert.deepEqual(fast.snapshot(), slow.snapshot(), rel);
+  }
+});
+
+test('banks: [sha256] gives the sha256 bank of a full replay, skips sha1 and keeps the snapshot shape', () => {
+  for (const rel of ALL_LISTS) {
+    const entries = list(rel);
+    const one = new PcrReplay(undefined, { banks: ['sha256'] });
+    for (const e of entries) assert.equal(one.extend(e), true, 'the template hash is not checked');
+    assert.equal(hex(one.value('sha256')), hex(referenceReplay(entries, 'sha256')), rel);
+    assert.deepEqual(one.banks, ['sha256']);
+    const snap = one.snapshot();
+    assert.deepEqual(Object.keys(snap), ['next', 'pcr']);
+    assert.deepEqual(Object.keys(snap.pcr), ['sha1', 'sha256']);
+    assert.equal(snap.next, entries.length);
+    assert.equal(snap.pcr.sha1, '00'.repeat(20), 'a bank not replayed keeps its starting value');
+    assert.throws(() => one.value('sha1'), (e) => isIntegrityError(e) && e.code === 'ima_bad_replay_state');
+    // the other way round, with an injected hash too
+    const sha1 = new PcrReplay(undefined, { banks: ['sha1'], hash: nodeHash });
+    for (const e of entries) sha1.extend(e);
+    assert.equal(hex(sha1.value('sha1')), hex(referenceReplay(entries, 'sha1')), rel);
+  }
+  assert.throws(() => new PcrReplay(undefined, { banks: [] }), isIntegrityError);
+  assert.throws(() => new PcrReplay(undefined, { banks: ['md5' as Bank] }), isIntegrityError);
+});
+
+test('banks: [sha256] is still sound: an edited entry whose stated template hash was kept replays elsewhere', () => {
+  const entries = list('hpe-keylime-perf-tests/ima_log.txt');
+  const good = new PcrReplay(undefined, { banks: ['sha256'] });
+  for (const e of entries) good.extend(e);
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: entries.length - 1 }), fc.constantFrom('name', 'digest'), (i, what) => {
+      const e = entries[i];
+      const digest = Uint8Array.from(e.digest);
+      digest[0] ^= 1;
+      const forged = { ...e, templateDataRaw: undefined } as ImaEntry;
+      if (what === 'name') forged.name = `${e.name}x`;
+      else forged.digest = digest;
+      const r = new PcrReplay(undefined, { banks: ['sha256'] });
+      for (const [j, x] of entries.entries()) r.extend(j === i ? forged : x);
+      assert.equal(r.valueEquals('sha256', good.value('sha256')), false);
+    }),
+    { numRuns: 20 },
+  );
+});
+
+test('banks: [sha256] resumes from its snapshot, and findQuotedPrefix works on it', () => {
+  const entries = list('hpe-keylime-perf-tests/ima_log.txt');
+  const a = new PcrReplay(undefined, { banks: ['sha256'] });
+  for (const e of entries.slice(0, 300)) a.extend(e);
+  const b = new PcrReplay(JSON.parse(JSON.stringify(a.snapshot())) as ReplaySnapshot, { banks: ['sha256'] });
+  for (const e of entries.slice(300)) b.extend(e);
+  assert.equal(hex(b.value('sha256')), hex(referenceReplay(entries, 'sha256')));
+  assert.deepEqual(b.clone().banks, ['sha256']);
+  const at500 = referenceReplay(entries.slice(0, 500), 'sha256');
+  const m = findQuotedPrefix(new PcrReplay(undefined, { banks: ['sha256'] }), entries, { bank: 'sha256', value: at500 });
+  assert.equal(m?.count, 500);
+  // a quote of a bank that is not replayed is refused, not compared with a stale value
+  assert.throws(
+    () => findQuotedPrefix(new PcrReplay().snapshot(), entries, { bank: 'sha1', value: new Uint8Array(20) }, { banks: ['sha256'] }),
+    (e) => isIntegrityError(e) && e.code === 'ima_bad_replay_state',
+  );
 });
 
 test('a snapshot that cannot be read back is ima_bad_replay_state', () => {

@@ -7,14 +7,22 @@
  * - The sha1 bank is extended with the *recomputed* SHA-1 of the template data, not with the hash the list states:
  *   the kernel extended with the hash of the data, so a list whose stated hash was left intact while its name or
  *   digest was edited must not replay to the quoted value. Recomputing also gives the template-hash check for free.
- * - Hashing dominates (node:crypto costs ~1–2 µs a call whatever the size, DESIGN.md §6), so the hash function can
- *   be swapped (e.g. for hash-wasm) and each entry is hashed exactly four times: SHA-1 and SHA-256 of its template
- *   data, and one extend per bank.
+ * - Hashing dominates (node:crypto costs ~1–2 µs a call whatever the size, DESIGN.md §6), so each entry is hashed
+ *   at most four times (SHA-1 and SHA-256 of its template data, one extend per bank) and, unless a `hash` is
+ *   injected, short inputs are hashed by small-hash.ts (no call into C++, no allocation: ~3× faster per entry)
+ *   and long ones by node:crypto.
+ * - A verifier needs only the bank its quote covers (Keylime replays only that one), so `banks: ['sha256']` halves
+ *   the work: the sha1 bank is not extended and the list's stated template hash (a SHA-1) is not checked. That is
+ *   still sound: the sha256 extend value is computed here from the entry's own fields (its template data), never
+ *   taken from the list, so an entry whose name or digest was edited — whatever its stated template hash says —
+ *   changes the replayed sha256 PCR and no longer matches the quote. What is lost is only the early, per-entry
+ *   diagnosis "this line's template hash is wrong" (extend() then returns true).
  */
 import * as nodeCrypto from 'node:crypto';
 import { IntegrityError, IntegrityErrorCode } from './errors.ts';
 import { BANK_SIZE, templateData, type Bank, type ImaEntry } from './ima-entry.ts';
 import type { ImaLogEntry } from './ima-log.ts';
+import { extendSha1, extendSha256, sha1Into, sha256Into, SMALL_HASH_MAX } from './small-hash.ts';
 
 /** One-shot hash of `data` with a bank's algorithm. */
 export type HashFn = (alg: Bank, data: Uint8Array) => Uint8Array;
@@ -38,7 +46,15 @@ export interface ReplaySnapshot {
 export interface ReplayOptions {
   /** the PCR replayed; entries for other PCRs only advance `next` (default 10) */
   pcr?: number;
+  /** the hash to use for every hash (default: small-hash.ts for short inputs, node:crypto for long ones) */
   hash?: HashFn;
+  /**
+   * The banks to replay (default both). A bank left out is not extended and `value()` refuses it; when sha1 is
+   * left out the stated template hashes are not checked (see the module comment for why that is sound). The
+   * snapshot keeps its shape: a bank left out shows the value it started from (zero, or the resumed snapshot's),
+   * not a running one, so resume such a snapshot with the same banks.
+   */
+  banks?: readonly Bank[];
 }
 
 function isZero20(b: Uint8Array): boolean {
@@ -66,11 +82,17 @@ function fromHex(hex: unknown, bank: Bank): Uint8Array {
 
 /**
  * The running PCR values of one list. Each bank lives in a scratch buffer `[PCR | extend value]`, so an extend is
- * one copy and one hash with no allocation but the hash's result.
+ * one hash of the template data written into the scratch's second half and one hash of the scratch, with no
+ * allocation on the default path.
  */
 export class PcrReplay {
   readonly pcrIndex: number;
-  private readonly hash: HashFn;
+  /** the banks replayed */
+  readonly banks: readonly Bank[];
+  /** the injected hash, or undefined for the default (small-hash.ts / node:crypto) */
+  private readonly custom: HashFn | undefined;
+  private readonly do1: boolean;
+  private readonly do256: boolean;
   private readonly s1 = new Uint8Array(40);
   private readonly s256 = new Uint8Array(64);
   private n = 0;
@@ -78,7 +100,15 @@ export class PcrReplay {
   /** A fresh replay (all-zero PCR, entry 0), or one resumed from a snapshot. */
   constructor(from?: ReplaySnapshot, opts: ReplayOptions = {}) {
     this.pcrIndex = opts.pcr ?? IMA_PCR;
-    this.hash = opts.hash ?? nodeHash;
+    this.custom = opts.hash;
+    const banks = opts.banks ?? ['sha1', 'sha256'];
+    for (const b of banks) {
+      if (b !== 'sha1' && b !== 'sha256') throw badState(`unknown bank ${JSON.stringify(b)}`);
+    }
+    this.do1 = banks.includes('sha1');
+    this.do256 = banks.includes('sha256');
+    if (!this.do1 && !this.do256) throw badState('no bank to replay');
+    this.banks = (['sha1', 'sha256'] as const).filter((b) => banks.includes(b));
     if (from !== undefined) {
       if (typeof from !== 'object' || from === null || typeof from.pcr !== 'object' || from.pcr === null) throw badState('not a replay snapshot');
       if (!Number.isSafeInteger(from.next) || from.next < 0) throw badState('next must be a non-negative integer');
@@ -93,9 +123,22 @@ export class PcrReplay {
     return this.n;
   }
 
-  /** The running value of a bank (a copy). */
+  /** The running value of a bank (a copy). Throws for a bank not replayed. */
   value(bank: Bank): Uint8Array {
+    if (!(bank === 'sha1' ? this.do1 : this.do256)) {
+      throw new IntegrityError(IntegrityErrorCode.imaBadReplayState, `the ${bank} bank is not replayed (banks: ${this.banks.join(', ')})`, { field: 'bank' });
+    }
     return (bank === 'sha1' ? this.s1 : this.s256).slice(0, BANK_SIZE[bank]);
+  }
+
+  /** Whether a bank's running value equals `v` (no copy). Throws for a bank not replayed. */
+  valueEquals(bank: Bank, v: Uint8Array): boolean {
+    if (!(bank === 'sha1' ? this.do1 : this.do256)) this.value(bank);
+    const s = bank === 'sha1' ? this.s1 : this.s256;
+    const n = BANK_SIZE[bank];
+    if (v.length !== n) return false;
+    for (let i = 0; i < n; i++) if (s[i] !== v[i]) return false;
+    return true;
   }
 
   snapshot(): ReplaySnapshot {
@@ -103,38 +146,73 @@ export class PcrReplay {
   }
 
   clone(): PcrReplay {
-    const c = new PcrReplay(undefined, { pcr: this.pcrIndex, hash: this.hash });
+    const c = new PcrReplay(undefined, { pcr: this.pcrIndex, hash: this.custom, banks: this.banks });
     c.n = this.n;
     c.s1.set(this.s1);
     c.s256.set(this.s256);
     return c;
   }
 
+  /** s1 = [PCR | H(s1)]: the sha1 extend of the value in s1[20..40). */
+  private extend1(): void {
+    const h = this.custom;
+    if (h === undefined) extendSha1(this.s1, 0, this.s1, 20);
+    else this.s1.set(h('sha1', this.s1));
+  }
+
+  private extend256(): void {
+    const h = this.custom;
+    if (h === undefined) extendSha256(this.s256, 0, this.s256, 32);
+    else this.s256.set(h('sha256', this.s256));
+  }
+
+  /** H(td) into the second half of the bank's scratch. */
+  private hashInto(bank: Bank, td: Uint8Array): void {
+    const h = this.custom;
+    const s = bank === 'sha1' ? this.s1 : this.s256;
+    const at = BANK_SIZE[bank];
+    if (h !== undefined) s.set(h(bank, td), at);
+    else if (td.length > SMALL_HASH_MAX) s.set(nodeHash(bank, td), at);
+    else if (bank === 'sha1') sha1Into(td, 0, td.length, s, at);
+    else sha256Into(td, 0, td.length, s, at);
+  }
+
   /**
-   * Consumes the next entry of the list: extends both banks if it is for the replayed PCR. Returns whether its
-   * stated template hash is right (always true for a violation, whose stated hash is zero by definition).
+   * Consumes the next entry of the list: extends the replayed banks if it is for the replayed PCR. Returns whether
+   * its stated template hash is right (always true for a violation, whose stated hash is zero by definition, and
+   * when the sha1 bank is not replayed: then it is not checked).
    */
   extend(e: ImaEntry | ImaLogEntry): boolean {
     this.n++;
-    const h = this.hash;
     if (isZero20(e.templateHash)) {
       // violation: the kernel extends every bank with all-0xFF instead of a hash
       if (e.pcr === this.pcrIndex) {
-        this.s1.fill(0xff, 20);
-        this.s1.set(h('sha1', this.s1));
-        this.s256.fill(0xff, 32);
-        this.s256.set(h('sha256', this.s256));
+        if (this.do1) {
+          this.s1.fill(0xff, 20);
+          this.extend1();
+        }
+        if (this.do256) {
+          this.s256.fill(0xff, 32);
+          this.extend256();
+        }
       }
       return true;
     }
     const td = (e as ImaLogEntry).templateDataRaw ?? templateData(e);
-    const t1 = h('sha1', td);
-    const ok = equalBytes(t1, e.templateHash);
-    if (e.pcr !== this.pcrIndex) return ok;
-    this.s1.set(t1, 20);
-    this.s1.set(h('sha1', this.s1));
-    this.s256.set(h('sha256', td), 32);
-    this.s256.set(h('sha256', this.s256));
+    let ok = true;
+    if (this.do1) {
+      // the recomputed SHA-1 goes where the extend wants it: s1[20..40)
+      this.hashInto('sha1', td);
+      const s1 = this.s1;
+      const th = e.templateHash;
+      for (let i = 0; i < 20; i++) if (s1[20 + i] !== th[i]) ok = false;
+      if (e.pcr !== this.pcrIndex) return ok;
+      this.extend1();
+    } else if (e.pcr !== this.pcrIndex) return ok;
+    if (this.do256) {
+      this.hashInto('sha256', td);
+      this.extend256();
+    }
     return ok;
   }
 }
@@ -156,11 +234,11 @@ export function findQuotedPrefix(
   }
   const r = state instanceof PcrReplay ? state.clone() : new PcrReplay(state, opts);
   let count = 0;
-  if (equalBytes(r.value(quoted.bank), quoted.value)) return { count, state: r.snapshot() };
+  if (r.valueEquals(quoted.bank, quoted.value)) return { count, state: r.snapshot() };
   for (const e of entries) {
     r.extend(e);
     count++;
-    if (e.pcr === r.pcrIndex && equalBytes(r.value(quoted.bank), quoted.value)) return { count, state: r.snapshot() };
+    if (e.pcr === r.pcrIndex && r.valueEquals(quoted.bank, quoted.value)) return { count, state: r.snapshot() };
   }
   return null;
 }

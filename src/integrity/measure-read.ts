@@ -13,6 +13,7 @@
  * cannot hang the reader) and O_NOCTTY. Every failure is classified: gone (ENOENT, ENOTDIR), or unreadable with its
  * errno code, which the measurer records (fail closed).
  */
+import * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import {
   close,
@@ -28,6 +29,12 @@ import {
   readlinkSync,
   type BigIntStats,
 } from 'node:fs';
+
+/** SHA-256 of a buffer in one call (crypto.hash, Node ≥ 20.12), else through a Hash object. */
+const oneShot = (nodeCrypto as { hash?: typeof nodeCrypto.hash }).hash;
+function sha256OneShot(b: Buffer): Uint8Array {
+  return typeof oneShot === 'function' ? oneShot('sha256', b, 'buffer') : createHash('sha256').update(b).digest();
+}
 
 /** Files up to this size are read synchronously in one read. */
 export const SMALL_FILE_MAX = 1 << 20;
@@ -109,9 +116,13 @@ export function lookSync(path: string, hint: 'file' | 'symlink' | undefined, dep
       keepOpen = true;
       return { kind: 'large', fd, stat };
     }
-    const h = createHash('sha256');
     // One read, unless the file grew past the buffer since fstat; a short read of a regular file means its end.
-    for (let pos = 0; ; ) {
+    const first = readSync(fd, small, 0, small.length, 0);
+    // the usual case, hashed in one call: crypto.hash skips the Hash object (~5 µs a file less here)
+    if (first < small.length) return { kind: 'file', stat, digest: sha256OneShot(small.subarray(0, first)) };
+    const h = createHash('sha256');
+    h.update(small);
+    for (let pos = first; ; ) {
       const n = readSync(fd, small, 0, small.length, pos);
       if (n > 0) h.update(small.subarray(0, n));
       if (n < small.length) break;
