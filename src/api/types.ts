@@ -84,3 +84,118 @@ export interface AuditRecordV1 {
   hash: string;
   prevHash: string;
 }
+
+/** `POST /api/v1/admission`: may this VM start on this host now? */
+export interface AdmissionRequestV1 {
+  host: string;
+  vm: string;
+  /** the VM's label, when the agent read one from the domain; the store's otherwise */
+  label?: string | null;
+  /** its disks and networks; the store's record of them otherwise */
+  resources?: VmResourceV1[];
+}
+
+/** One VM in an agent's report. */
+export interface ReportedVmV1 {
+  name: string;
+  /** the label in the domain's metadata, if any: used only while the controller has none for the VM */
+  label?: string | null;
+  running: boolean;
+  ports?: string[];
+  resources?: VmResourceV1[];
+}
+
+/** `PUT /api/v1/hosts/:name/vms`: every VM defined on the host, running ones in the order they started. */
+export interface HostInventoryV1 {
+  vms: ReportedVmV1[];
+}
+
+/** `PUT /api/v1/vms/:name/label` */
+export interface VmLabelRequestV1 {
+  /** null: unlabeled */
+  label: string | null;
+  reason?: string;
+}
+
+/** `POST /api/v1/vms/:name/nonce`: a fresh nonce for the VM's next quote, usable once, until `expiresAt`. */
+export interface NonceV1 {
+  /** hex; give it to `tpm2_quote -q` */
+  nonce: string;
+  expiresAt: string;
+}
+
+/** A TPM quote over the VM's PCR 10, against a nonce the controller issued (`NonceV1`). */
+export interface QuoteV1 {
+  /** TPMS_ATTEST (`tpm2_quote -m`), base64 */
+  attest: string;
+  /** TPMT_SIGNATURE (`tpm2_quote -s`), base64 */
+  signature: string;
+  /** the nonce, hex, as issued */
+  nonce: string;
+  /** the quoted PCR values: base64 of `tpm2_quote -o`, or `{ bank: { pcr: hex } }` */
+  pcrs?: string | Record<string, Record<string, string>>;
+}
+
+/** `POST /api/v1/vms/:name/evidence`: the entries of the VM's measurement list after those sent before. */
+export interface EvidenceRequestV1 {
+  /** ascii `ima-ng` lines, as `hueguard measure` prints them */
+  entries: string[];
+  /** how many entries of the list come before these (409 `evidence_out_of_order`, `details.expected`, if wrong) */
+  from?: number;
+  /** the VM booted again: its list starts anew (`from` 0) */
+  reboot?: boolean;
+  quote?: QuoteV1;
+}
+
+/** One measurement that failed appraisal. */
+export interface EntryFailureV1 {
+  /** 1-based number in the VM's list */
+  entry: number;
+  path: string;
+  /** mismatch, unknown, bad-signature… */
+  status: string;
+  /** the digests the golden fingerprint accepts (empty: the path is not in it) */
+  expected: string[];
+  found: string;
+  alg: string;
+}
+
+export interface TrustRecordV1 {
+  vm: string;
+  state: TrustState;
+  since: string | null;
+  reason: string;
+  /** ISO time of the last fresh, good evidence; null if none yet */
+  lastEvidence: string | null;
+}
+
+/** The answer to evidence. */
+export interface EvidenceAnswerV1 {
+  verdict: {
+    ok: boolean;
+    /** good, attested evidence (what makes a VM trusted) */
+    fresh: boolean;
+    enrolled: boolean;
+    appraised: number;
+    waiting: number;
+    summary: string;
+    failures: EntryFailureV1[];
+    quote?: { valid: boolean; failed: string | null; detail: string; covered: number };
+  };
+  trust: TrustRecordV1;
+  /** the new plan version of the VM's host, when this evidence changed it */
+  planVersion?: number;
+}
+
+/** `GET /api/v1/vms/:name/trust` */
+export interface VmTrustV1 extends TrustRecordV1 {
+  /** the last evidence received (good or not), with its failing entries */
+  evidence: { at: string; entries: number; ok: boolean; failures: EntryFailureV1[] } | null;
+}
+
+/** `POST /api/v1/vms/:name/readmit` (an untrusted VM only) */
+export interface ReadmitRequestV1 {
+  reason: string;
+  /** baseline: the list so far is history, carry on; reenroll: the whole list again becomes the fingerprint */
+  mode: 'baseline' | 'reenroll';
+}

@@ -92,6 +92,26 @@ const CASES: Case[] = [
       return { path: `/api/v1/resources/disk/${id}` };
     },
   },
+  { route: 'POST /api/v1/vms/:name/nonce', allowed: ['operator', 'admin', 'agent'], request: async () => ({ path: '/api/v1/vms/web/nonce' }) },
+  // an empty increment: appraises nothing, changes nothing (the agent of web's host only)
+  { route: 'POST /api/v1/vms/:name/evidence', allowed: ['agent'], request: async () => ({ path: '/api/v1/vms/web/evidence', body: { entries: [] } }) },
+  { route: 'GET /api/v1/vms/:name/trust', allowed: READERS, request: async () => ({ path: '/api/v1/vms/web/trust' }) },
+  { route: 'GET /api/v1/vms/:name/trust/history', allowed: READERS, request: async () => ({ path: '/api/v1/vms/web/trust/history' }) },
+  {
+    route: 'POST /api/v1/vms/:name/readmit',
+    allowed: ['operator', 'admin'],
+    request: async (s) => {
+      // make it untrusted first (the store directly: this test is about who may call the route)
+      const t = await s.store.trust('web');
+      const at = new Date().toISOString();
+      await s.store.putTrust(
+        { vm: 'web', state: 'untrusted', since: at, reason: 'matrix', lastEvidence: null },
+        { vm: 'web', from: t?.state ?? 'unverified', to: 'untrusted', at, reason: 'matrix', actor: 'test' },
+      );
+      return { path: '/api/v1/vms/web/readmit', body: { reason: 'matrix', mode: 'baseline' } };
+    },
+  },
+  { route: 'GET /api/v1/hosts/:name/plan', allowed: EVERYONE, request: async () => ({ path: `/api/v1/hosts/${AGENT_HOST}/plan` }) },
   { route: 'POST /api/v1/admission', allowed: ['operator', 'admin', 'agent'], request: async () => ({ path: '/api/v1/admission', body: { host: AGENT_HOST, vm: 'new', label: 'blue' } }) },
   { route: 'POST /api/v1/decide', allowed: READERS, request: async () => ({ path: '/api/v1/decide', body: { op: 'share', a: 'blue', b: 'vio' } }) },
   { route: 'GET /api/v1/audit', allowed: READERS, request: async () => ({ path: '/api/v1/audit?limit=5' }) },
@@ -175,14 +195,20 @@ describe('the role matrix', () => {
       ['PUT', `/api/v1/hosts/${other}`, { label: 'host' }],
       ['PUT', `/api/v1/hosts/${other}/vms`, { vms: [] }],
       ['POST', '/api/v1/admission', { host: other, vm: 'x', label: 'blue' }],
+      ['GET', `/api/v1/hosts/${other}/plan`],
+      ['POST', '/api/v1/vms/other-vm/evidence', { entries: [] }],
+      ['POST', '/api/v1/vms/other-vm/nonce'],
+      ['POST', '/api/v1/vms/no-such-vm/evidence', { entries: [] }],
     ];
+    // a VM on another host (registered by the admin)
+    assert.equal((await s.call('PUT', `/api/v1/hosts/${other}/vms`, { token: s.tokens.admin, body: { vms: [{ name: 'other-vm', running: true, label: 'blue' }] } })).status, 200);
     for (const [method, path, body] of refused) {
       const r = await s.call(method, path, { token: agent, body });
       assert.equal(r.status, 403, `${method} ${path}: ${r.text}`);
       assert.equal(r.json.code, 'forbidden');
       assert.match(r.json.message, /bound to host "h1"/);
     }
-    assert.equal((await s.call('GET', '/api/v1/hosts/h2', { token: s.tokens.viewer })).status, 404, 'nothing was written for h2');
+    assert.equal((await s.call('GET', '/api/v1/vms/other-vm/trust', { token: s.tokens.viewer })).json.evidence, null, 'no evidence was taken for other-vm');
     // and its own host works
     assert.equal((await s.call('PUT', `/api/v1/hosts/${AGENT_HOST}`, { token: agent, body: { label: 'host' } })).status, 200);
   });

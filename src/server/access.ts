@@ -7,8 +7,11 @@
  */
 import { ROLES, type Role } from '../api/types.ts';
 
-/** Where an agent route names its host: the `:name` path parameter, or the body's `host` field. */
-export type HostFrom = 'params.name' | 'body.host';
+/**
+ * Where an agent route names its host: the `:name` path parameter, the body's `host` field, or the host the store
+ * places the VM named by `:name` on (`vm.host`: an agent acts for the VMs of its own host only).
+ */
+export type HostFrom = 'params.name' | 'body.host' | 'vm.host';
 
 export type AccessRule =
   | { public: true }
@@ -60,6 +63,16 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
   'GET /api/v1/vms/:name': { roles: VIEWER },
   'PUT /api/v1/vms/:name/label': { roles: OPERATOR },
   'GET /api/v1/resources': { roles: VIEWER },
+
+  // evidence and trust: the agent of the VM's host reports; operators re-admit; everyone reads
+  'POST /api/v1/vms/:name/nonce': own(OPERATOR, 'vm.host'),
+  'POST /api/v1/vms/:name/evidence': { roles: ['agent'], agentHost: 'vm.host' },
+  'GET /api/v1/vms/:name/trust': { roles: VIEWER },
+  'GET /api/v1/vms/:name/trust/history': { roles: VIEWER },
+  'POST /api/v1/vms/:name/readmit': { roles: OPERATOR },
+
+  // plans: the host's agent fetches its own, everyone reads
+  'GET /api/v1/hosts/:name/plan': own(VIEWER, 'params.name'),
   'PUT /api/v1/resources/:kind/:id': { roles: OPERATOR },
   'DELETE /api/v1/resources/:kind/:id': { roles: OPERATOR },
 

@@ -15,19 +15,11 @@ import { WallState, type StartAnswer } from '../monitor/chinese-wall.ts';
 import type { CompiledPolicy } from '../monitor/compile.ts';
 import { explainAuthorized, explainUse, type AuthorizedAnswer, type UseAnswer } from '../monitor/decisions.ts';
 import { UNLABELED } from '../policy/model.ts';
-import type { HostV1 } from '../api/types.ts';
+import type { AdmissionRequestV1, HostV1 } from '../api/types.ts';
 import type { ResourceLabelRecord, VmRecord } from '../store/store.ts';
 import { inStartOrder, resourceLabelMap, resourceLabelOf } from './fleet.ts';
 
-/** `POST /api/v1/admission` */
-export interface AdmissionRequestV1 {
-  host: string;
-  vm: string;
-  /** the VM's label, when the agent read one from the domain; the store's otherwise */
-  label?: string | null;
-  /** its disks and networks; the store's record of them otherwise */
-  resources?: VmResourceV1[];
-}
+export type { AdmissionRequestV1 } from '../api/types.ts';
 
 export type AdmissionReason =
   | 'allowed'

@@ -28,6 +28,9 @@ import { tokenRoutes } from './routes/tokens.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { POLICY_TEXT_TYPES } from './schemas.ts';
 import { installValidation } from './validation.ts';
+import { planRoutes } from './routes/plans.ts';
+import { trustRoutes } from './routes/trust.ts';
+import { firstPlans, runTick } from './trust.ts';
 
 export const API_VERSION = '1.0.0';
 /** The default request-size limit: 1 MiB (policy text routes take up to the policy limit, 16 MiB). */
@@ -51,6 +54,14 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
   /** server-sent events keep-alive comment interval; default 15 s */
   heartbeatMs?: number;
+  /** a running VM without fresh evidence for longer than this becomes unreachable; default 30 s */
+  deadlineMs?: number;
+  /** how often deadlines are checked (ms); default 5 s; false: never by itself (tests call `runTick`) */
+  tickMs?: number | false;
+  /** how long an issued nonce may be used; default 5 minutes */
+  nonceTtlMs?: number;
+  /** how long a plan long poll waits for a newer plan before answering 204; default 25 s */
+  planWaitMs?: number;
 }
 
 export interface App {
@@ -82,6 +93,9 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     loginLimiter: login === false ? null : new RateLimiter(login),
     sessionTtlMs: opts.sessionTtlMs ?? 12 * 60 * 60 * 1000,
     secureCookies: opts.tls !== undefined,
+    deadlineMs: opts.deadlineMs ?? 30_000,
+    nonceTtlMs: opts.nonceTtlMs ?? 5 * 60_000,
+    planWaitMs: opts.planWaitMs ?? 25_000,
   };
 
   // Every route must have a row in the access table: a route without one fails here, at start.
@@ -104,6 +118,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   // Other controllers on the same database publish too: forget the compiled policy when any of them does.
   const unsubscribe = opts.store.subscribe((e) => {
+    if (e.kind === 'plan') {
+      // another controller's plan (ours are counted as they are stored): keep the gauge current
+      void opts.store.plan(e.subject).then((p) => p && ctx.metrics.planVersion.set(p.version, { host: p.host }), () => {});
+      return;
+    }
     if (e.kind !== 'policy' || e.subject.startsWith('draft/')) return;
     const version = Number(e.subject);
     if (Number.isInteger(version) && version > 0) {
@@ -125,9 +144,27 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   auditRoutes(app, ctx);
   eventRoutes(app, ctx, opts.heartbeatMs ?? 15_000);
   tokenRoutes(app, ctx);
+  trustRoutes(app, ctx);
+  planRoutes(app, ctx);
 
   const current = await ctx.policies.current();
   ctx.metrics.policyVersion.set(current?.record.version ?? 0);
+  // Hosts that have no plan yet (a controller started on an older store) get their first.
+  // (A plan another controller stored meanwhile wins: a version conflict here is logged, not fatal.)
+  if (current !== null) await firstPlans(ctx, current).catch((err) => app.log.warn({ err }, 'first plans not stored'));
+
+  // Deadlines: a tick every `tickMs`, one at a time; an error is logged and the next tick tries again.
+  const tickMs = opts.tickMs ?? 5_000;
+  if (tickMs !== false) {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      runTick(ctx).catch((err) => app.log.error({ err }, 'deadline tick failed')).finally(() => (running = false));
+    }, tickMs);
+    timer.unref();
+    app.addHook('onClose', async () => clearInterval(timer));
+  }
   await app.ready();
   return { app, ctx };
 }

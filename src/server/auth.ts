@@ -120,6 +120,11 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext): void {
       }
     }
     if (rule.agentHost === 'params.name') checkAgentHost(p, (request.params as { name?: unknown }).name);
+    if (rule.agentHost === 'vm.host' && p.role === 'agent') {
+      const vmName = (request.params as { name?: unknown }).name;
+      const vm = typeof vmName === 'string' ? await ctx.store.vm(vmName) : null;
+      checkAgentHost(p, vm?.host ?? undefined);
+    }
   });
   // The body's host is known only once the body is parsed and validated.
   app.addHook('preHandler', async (request) => {

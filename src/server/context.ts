@@ -98,6 +98,12 @@ export interface ServerContext {
   sessionTtlMs: number;
   /** set the cookie's Secure flag (the server speaks TLS) */
   secureCookies: boolean;
+  /** a running VM without fresh evidence for longer than this becomes unreachable (at the next tick) */
+  deadlineMs: number;
+  /** how long an issued nonce may be used */
+  nonceTtlMs: number;
+  /** how long `GET /api/v1/hosts/:name/plan?after=N` waits for a newer plan before answering 204 */
+  planWaitMs: number;
 }
 
 /** ISO time now. */

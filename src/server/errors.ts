@@ -6,6 +6,23 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorV1 } from '../api/types.ts';
 import { isStoreError, StoreErrorCode } from '../store/errors.ts';
+import { isTrustError, TrustErrorCode } from '../trust/errors.ts';
+
+/**
+ * The trust engine's codes are answered as they are (stable too): 400 for what the request got wrong, 409 for
+ * what conflicts with the verifier's state, 404 for an unknown VM.
+ */
+export const TRUST_STATUS: Record<TrustErrorCode, number> = {
+  unknown_vm: 404,
+  not_untrusted: 409,
+  reason_required: 400,
+  bad_integrity_state: 500,
+  bad_evidence: 400,
+  evidence_out_of_order: 409,
+  evidence_backlog: 409,
+  no_attestation_key: 409,
+  bad_argument: 400,
+};
 
 export const ApiErrorCode = {
   /** a parameter, query or body field fails its schema; `details.field` names it */
@@ -40,6 +57,12 @@ export const ApiErrorCode = {
   unknownLabel: 'unknown_label',
   /** a label change that the running state forbids (host authorization, Chinese Wall, resources) */
   labelConflict: 'label_conflict',
+  /** a quote's nonce was used before (nothing changed) */
+  nonceReplayed: 'nonce_replayed',
+  /** a quote's nonce expired before it was used (nothing changed) */
+  nonceStale: 'nonce_stale',
+  /** a quote's nonce was never issued for this VM (nothing changed) */
+  nonceUnknown: 'nonce_unknown',
   /** a bad user name or password, or a token that cannot open a session */
   loginFailed: 'login_failed',
   internal: 'internal_error',
@@ -64,6 +87,9 @@ const STATUS: Record<ApiErrorCode, number> = {
   policy_update_refused: 409,
   unknown_label: 422,
   label_conflict: 409,
+  nonce_replayed: 409,
+  nonce_stale: 409,
+  nonce_unknown: 409,
   login_failed: 401,
   internal_error: 500,
   service_unavailable: 503,
@@ -135,6 +161,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
     if (isApiError(err)) {
       if (err.status >= 500) request.log.error({ err }, err.message);
       return send(reply, err.status, { code: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details }) }, err.headers);
+    }
+    if (isTrustError(err)) {
+      const status = TRUST_STATUS[err.code] ?? 500;
+      if (status >= 500) request.log.error({ err }, err.message);
+      return send(reply, status, { code: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details }) });
     }
     if (isStoreError(err)) {
       // The store's codes are stable too: a conflict is the caller's to resolve, the rest is ours.

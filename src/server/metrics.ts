@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics in the text exposition format (version 0.0.4), without a client library: counters and gauges
- * with labels, and one latency histogram. `Metrics` holds the controller's series; evidence and trust counters
- * join it as those parts land.
+ * with labels, and one latency histogram. `Metrics` holds the controller's series: decisions, admissions,
+ * policy, request latency, event streams, evidence appraised, trust transitions and plan versions.
  */
 import type { FastifyInstance } from 'fastify';
 
@@ -93,8 +93,15 @@ export class Metrics {
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
   );
   readonly eventStreams = new Gauge('hueguard_event_streams', 'Open server-sent event streams.');
+  readonly evidence = new Counter('hueguard_evidence_appraised_total', 'Evidence increments received, by result (ok, failed, refused: unreadable, out of order, bad nonce).');
+  readonly trustTransitions = new Counter('hueguard_trust_transitions_total', 'Trust transitions, by from and to state.');
+  readonly plansIssued = new Counter('hueguard_plans_issued_total', 'New plan versions stored, over all hosts.');
+  readonly planVersion = new Gauge('hueguard_plan_version', 'The current plan version of each host (as this controller last stored or saw it).');
 
-  private readonly all: Series[] = [this.decisions, this.admissions, this.policyVersion, this.publishes, this.requests, this.eventStreams];
+  private readonly all: Series[] = [
+    this.decisions, this.admissions, this.policyVersion, this.publishes, this.requests, this.eventStreams,
+    this.evidence, this.trustTransitions, this.plansIssued, this.planVersion,
+  ];
 
   /** Add a series (evidence, trust and plan counters register themselves here). */
   register<S extends Series>(s: S): S {

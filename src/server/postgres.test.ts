@@ -82,4 +82,24 @@ describe('two controllers on one PostgreSQL database', { skip }, () => {
       if (i > 0) assert.equal(r.prevHash, records[i - 1].hash);
     });
   });
+
+  test('a plan stored through one wakes an agent\'s long poll on the other', async () => {
+    const { createHash } = await import('node:crypto');
+    const { formatAsciiLine } = await import('../integrity/ima-entry.ts');
+    const { pathEntry } = await import('../integrity/measure-entry.ts');
+    const line = (path: string) => formatAsciiLine(pathEntry('file', path, createHash('sha256').update(path).digest()));
+    const current = await b.call('GET', `/api/v1/hosts/${AGENT_HOST}/plan`, { token: b.tokens.agent });
+    assert.equal(current.status, 200, current.text);
+    const t0 = Date.now();
+    const poll = b.call('GET', `/api/v1/hosts/${AGENT_HOST}/plan?after=${current.json.version}`, { token: b.tokens.agent });
+    await new Promise((res) => setTimeout(res, 200));
+    const e = await a.call('POST', '/api/v1/vms/web/evidence', { token: a.tokens.agent, body: { entries: [line('/usr/bin/a'), line('/usr/bin/b')], from: 0 } });
+    assert.equal(e.status, 200, e.text);
+    assert.equal(e.json.trust.state, 'trusted');
+    const woke = await poll;
+    assert.equal(woke.status, 200, woke.text);
+    assert.ok(Date.now() - t0 < 10_000, 'woken by the event, not by the 25 s wait');
+    assert.equal(woke.json.version, e.json.planVersion);
+    assert.deepEqual(woke.json.vms.find((v: { name: string }) => v.name === 'web').colors, ['green']);
+  });
 });

@@ -2,7 +2,7 @@
  * Publishing a policy version (from a draft, or a revert to an earlier version) as one store transaction: read the
  * current version and the fleet, replay (`replay.ts`), and only if the monitor accepts: append the immutable
  * version, carry Xen's renames over to the labels the store holds, write the audit record with the actor and the
- * note, and drop the draft. A refusal, or a store error at any step, writes nothing.
+ * note, drop the draft, and store every host's new plan under the new version (`trust.ts` storePolicy). A refusal, or a store error at any step, writes nothing.
  */
 import type { UpdateMode } from '../monitor/update.ts';
 import { matchNames } from '../policy/diff.ts';
@@ -12,6 +12,8 @@ import { audit, notify, nowIso, parseStoredPolicy, type ServerContext } from './
 import { ApiError, ApiErrorCode } from './errors.ts';
 import { loadFleet } from './fleet.ts';
 import { replayChange, revertView, type Replay } from './replay.ts';
+import { countEffects, storePolicy } from './trust.ts';
+import { CompiledPolicy } from '../monitor/compile.ts';
 
 export interface PublishRequest {
   policy: Policy;
@@ -90,11 +92,14 @@ export async function publishPolicy(ctx: ServerContext, req: PublishRequest): Pr
       relabeled: result.relabeled,
     });
     if ('draft' in req.source) await s.deleteDraft(req.source.draft);
-    return { version, result };
+    // every host's plan under the new version, in the same transaction
+    const effects = await storePolicy(ctx, s, new CompiledPolicy(req.policy), version.version, latest?.version ?? 0);
+    return { version, result, effects };
   });
+  countEffects(ctx, out.effects);
   ctx.metrics.publishes.inc({ kind: revert ? 'revert' : 'publish', outcome: 'accepted' });
   ctx.policies.set(out.version, req.policy);
   ctx.metrics.policyVersion.set(out.version.version);
   await notify(ctx, 'policy', String(out.version.version));
-  return out;
+  return { version: out.version, result: out.result };
 }

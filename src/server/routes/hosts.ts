@@ -4,28 +4,16 @@
  * in that order). A label an operator assigned is kept over the one the agent reads from the domain's metadata.
  */
 import type { FastifyInstance } from 'fastify';
-import type { HostV1, VmResourceV1 } from '../../api/types.ts';
+import type { HostInventoryV1, HostV1 } from '../../api/types.ts';
 import type { VmRecord } from '../../store/store.ts';
 import { principalOf } from '../auth.ts';
 import { audit, notify, nowIso, type ServerContext } from '../context.ts';
 import { ApiError, ApiErrorCode, notFound } from '../errors.ts';
 import { hostV1, labelName, name, vmResource, vmV1 } from '../schemas.ts';
 import { vmViews } from '../vm-view.ts';
+import { countEffects, currentFleet, storeInventory } from '../trust.ts';
 
-/** One VM in an agent's report. */
-export interface ReportedVmV1 {
-  name: string;
-  /** the label in the domain's metadata, if any: used only while the controller has none for the VM */
-  label?: string | null;
-  running: boolean;
-  ports?: string[];
-  resources?: VmResourceV1[];
-}
-
-/** `PUT /api/v1/hosts/:name/vms`: every VM defined on the host, running ones in the order they started. */
-export interface HostInventoryV1 {
-  vms: ReportedVmV1[];
-}
+export type { HostInventoryV1, ReportedVmV1 } from '../../api/types.ts';
 
 const tags = ['fleet'];
 const nameParams = { type: 'object', required: ['name'], properties: { name } } as const;
@@ -90,13 +78,17 @@ export function hostRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const { label } = request.body as { label: string | null };
     const p = principalOf(request);
     const h: HostV1 = { name: hostName, label, lastSeen: nowIso(ctx) };
-    await ctx.store.tx(async (s) => {
+    const current = await ctx.policies.current();
+    const effects = await ctx.store.tx(async (s) => {
+      const fleet = await currentFleet(s, current);
       const before = await s.host(hostName);
       await s.putHost(h);
       if ((before?.label ?? null) !== label || before === null) {
         await audit(ctx, s, p.actor, 'host.label', `host/${hostName}`, { from: before?.label ?? null, to: label, registered: before === null });
       }
+      return storeInventory(ctx, s, fleet, { hosts: [h] });
     });
+    countEffects(ctx, effects);
     await notify(ctx, 'fleet', `host/${hostName}`);
     return h;
   });
@@ -119,7 +111,11 @@ export function hostRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
       seen.add(v.name);
     });
-    await ctx.store.tx(async (s) => {
+    const current = await ctx.policies.current();
+    const effects = await ctx.store.tx(async (s) => {
+      const fleet = await currentFleet(s, current);
+      const set: VmRecord[] = [];
+      const removed: string[] = [];
       const before = await s.vms(hostName);
       let seq = Math.max(0, ...before.map((v) => v.startedSeq ?? 0));
       for (const v of vms) {
@@ -135,11 +131,20 @@ export function hostRoutes(app: FastifyInstance, ctx: ServerContext): void {
           startedSeq: v.running ? (keepsSeq ? prev.startedSeq : ++seq) : null,
         };
         await s.putVm(record);
+        set.push(record);
       }
-      for (const v of before) if (!seen.has(v.name)) await s.deleteVm(v.name);
+      for (const v of before) {
+        if (seen.has(v.name)) continue;
+        await s.deleteVm(v.name);
+        removed.push(v.name);
+      }
       const h = await s.host(hostName);
-      await s.putHost({ name: hostName, label: h?.label ?? null, lastSeen: nowIso(ctx) });
+      const hostRecord: HostV1 = { name: hostName, label: h?.label ?? null, lastSeen: nowIso(ctx) };
+      await s.putHost(hostRecord);
+      // the plans of this host (and of the hosts VMs moved from) follow, in the same transaction
+      return storeInventory(ctx, s, fleet, { hosts: h === null ? [hostRecord] : [], vms: set, removeVms: removed });
     });
+    countEffects(ctx, effects);
     await notify(ctx, 'fleet', `host/${hostName}`);
     return vmViews(await ctx.store.vms(hostName), ctx.store, await ctx.policies.current());
   });

@@ -4,22 +4,19 @@
  * Wall, its disks and networks), else 409 `label_conflict` with the admission answer. Every change is audited.
  */
 import type { FastifyInstance } from 'fastify';
+import type { VmLabelRequestV1 } from '../../api/types.ts';
 import { principalOf } from '../auth.ts';
 import { decideAdmission } from '../admission.ts';
 import { audit, notify, type ServerContext } from '../context.ts';
 import { ApiError, ApiErrorCode, notFound } from '../errors.ts';
 import { labelName, name, note, vmV1 } from '../schemas.ts';
 import { vmViews } from '../vm-view.ts';
+import { countEffects, currentFleet, noEffects, storeInventory } from '../trust.ts';
 
 const tags = ['fleet'];
 const nameParams = { type: 'object', required: ['name'], properties: { name } } as const;
 
-/** `PUT /api/v1/vms/:name/label` */
-export interface VmLabelRequestV1 {
-  /** null: unlabeled */
-  label: string | null;
-  reason?: string;
-}
+export type { VmLabelRequestV1 } from '../../api/types.ts';
 
 export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/v1/vms', {
@@ -64,10 +61,11 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
     if (body.label !== null && current.compiled.labelIndex(body.label) < 0) {
       throw new ApiError(ApiErrorCode.unknownLabel, `label "${body.label}" is not defined by the published policy (version ${current.record.version})`, { field: 'body.label', label: body.label });
     }
-    await ctx.store.tx(async (s) => {
+    const effects = await ctx.store.tx(async (s) => {
       const v = await s.vm(vmName);
       if (v === null) throw notFound('vm', vmName);
-      if (v.label === body.label) return;
+      if (v.label === body.label) return noEffects();
+      const fleet = await currentFleet(s, current);
       if (v.running && v.host !== null) {
         const answer = decideAdmission(
           { host: v.host, vm: v.name, label: body.label },
@@ -82,7 +80,10 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
       await s.putVm({ ...v, label: body.label });
       await audit(ctx, s, p.actor, 'vm.label', `vm/${vmName}`, { from: v.label, to: body.label, reason: body.reason ?? '', host: v.host });
+      // its host's plan follows the new label's colors, in the same transaction
+      return storeInventory(ctx, s, fleet, { vms: [{ ...v, label: body.label }] });
     });
+    countEffects(ctx, effects);
     await notify(ctx, 'fleet', `vm/${vmName}`);
     const v = await ctx.store.vm(vmName);
     return (await vmViews([v!], ctx.store, current))[0];
