@@ -4,6 +4,7 @@
  * networks and ask admission; admins also write policy and manage tokens and users; an agent reports and fetches for
  * its own host only. Also: agent host binding, cookie sessions with CSRF, expiry, sign-in, the rate limit.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -26,6 +27,10 @@ interface Case {
 }
 
 let n = 0;
+/** An attestation key for the matrix (a PEM public key, base64). */
+const MATRIX_AK = Buffer.from(
+  generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string,
+).toString('base64');
 const fresh = (p: string) => `${p}${++n}`;
 
 async function newDraft(s: TestServer): Promise<string> {
@@ -95,6 +100,8 @@ const CASES: Case[] = [
   { route: 'POST /api/v1/vms/:name/nonce', allowed: ['operator', 'admin', 'agent'], request: async () => ({ path: '/api/v1/vms/web/nonce' }) },
   // an empty increment: appraises nothing, changes nothing (the agent of web's host only)
   { route: 'POST /api/v1/vms/:name/evidence', allowed: ['agent'], request: async () => ({ path: '/api/v1/vms/web/evidence', body: { entries: [] } }) },
+  // the same key every time: registered once, then a no-op for every caller allowed to register
+  { route: 'PUT /api/v1/vms/:name/ak', allowed: ['operator', 'admin', 'agent'], request: async () => ({ path: '/api/v1/vms/web/ak', body: { ak: MATRIX_AK } }) },
   { route: 'GET /api/v1/vms/:name/trust', allowed: READERS, request: async () => ({ path: '/api/v1/vms/web/trust' }) },
   { route: 'GET /api/v1/vms/:name/trust/history', allowed: READERS, request: async () => ({ path: '/api/v1/vms/web/trust/history' }) },
   {

@@ -67,6 +67,8 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
   // evidence and trust: the agent of the VM's host reports; operators re-admit; everyone reads
   'POST /api/v1/vms/:name/nonce': own(OPERATOR, 'vm.host'),
   'POST /api/v1/vms/:name/evidence': { roles: ['agent'], agentHost: 'vm.host' },
+  // the VM's attestation key: its host's agent registers it once (trust on first use), an operator may replace it
+  'PUT /api/v1/vms/:name/ak': own(OPERATOR, 'vm.host'),
   'GET /api/v1/vms/:name/trust': { roles: VIEWER },
   'GET /api/v1/vms/:name/trust/history': { roles: VIEWER },
   'POST /api/v1/vms/:name/readmit': { roles: OPERATOR },

@@ -57,6 +57,8 @@ export const ApiErrorCode = {
   unknownLabel: 'unknown_label',
   /** a label change that the running state forbids (host authorization, Chinese Wall, resources) */
   labelConflict: 'label_conflict',
+  /** a VM's attestation key is registered already and the new one differs: only an operator may replace it */
+  akConflict: 'ak_conflict',
   /** a quote's nonce was used before (nothing changed) */
   nonceReplayed: 'nonce_replayed',
   /** a quote's nonce expired before it was used (nothing changed) */
@@ -87,6 +89,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   policy_update_refused: 409,
   unknown_label: 422,
   label_conflict: 409,
+  ak_conflict: 409,
   nonce_replayed: 409,
   nonce_stale: 409,
   nonce_unknown: 409,

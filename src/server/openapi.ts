@@ -34,7 +34,7 @@ const ERROR_STATUSES: Record<string, string> = {
   401: 'No credential, or an unknown, revoked or expired one (`unauthenticated`)',
   403: 'The role may not call this route, an agent asked about another host, or a cookie request lacks X-CSRF-Token',
   404: 'Not found',
-  409: 'Conflicts with the current state (`no_policy`, `policy_update_refused`, `label_conflict`, `conflict`)',
+  409: 'Conflicts with the current state (`no_policy`, `policy_update_refused`, `label_conflict`, `ak_conflict`, `conflict`)',
   413: 'The body is larger than the route accepts (`body_too_large`)',
   422: 'Policy text with errors (`policy_invalid`, every diagnostic), or a label the policy does not define',
   429: 'Too many requests for this credential (`rate_limited`; see Retry-After)',

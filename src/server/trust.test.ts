@@ -212,8 +212,13 @@ describe('evidence, trust and plans', () => {
 
     // db keeps sending good evidence: its deadline counts from the last one
     clock += 20_000;
+    const dbHistory = (await s.store.trustHistory('db')).length;
     r = await evidence('db', { entries: [line('/usr/bin/a', 'a v1')], from: 3 }, agent2);
     assert.equal(r.json.trust.state, 'trusted');
+    // stored on its trust record (Store.touchTrust): no transition, no new history
+    assert.equal((await s.store.trust('db'))?.lastEvidence, new Date(clock).toISOString());
+    assert.equal((await s.call('GET', '/api/v1/vms/db/trust', { token: s.tokens.viewer })).json.lastEvidence, new Date(clock).toISOString());
+    assert.equal((await s.store.trustHistory('db')).length, dbHistory);
     clock += 20_000;
     await runTick(s.ctx);
     assert.equal((await s.call('GET', '/api/v1/vms/db/trust', { token: s.tokens.viewer })).json.state, 'trusted', 'its last evidence was 20 s ago');

@@ -7,12 +7,9 @@
  * Every change that can move a plan goes through here: evidence, re-admission and deadlines (`routes/trust.ts`,
  * `runTick`), inventory and label changes (`routes/hosts.ts`, `routes/vms.ts`), publishing a policy (`publish.ts`).
  *
- * What the store cannot hold (store.ts has no write of a trust record without a transition): a good verdict on a
- * trusted VM moves only the record's `lastEvidence`. That time is kept in the evidence table instead (every
- * increment is an evidence record), and `engineFleet` lays the last good evidence over a trusted record's
- * `lastEvidence`, so the deadline counts from it. (A good increment that was not fresh — entries waiting for a quote
- * — would count too; the server registers no attestation keys yet, so every good increment on an enrolled VM is
- * fresh.)
+ * A good fresh verdict on a trusted VM moves only the record's `lastEvidence`: `storeResult` writes that with
+ * `Store.touchTrust` (no transition, not audited), so the deadline counts from the trust record itself. (Evidence
+ * that is good but not fresh — entries waiting for a quote — does not move it.)
  */
 import type { CompiledPolicy } from '../monitor/compile.ts';
 import type { Store, VmRecord } from '../store/store.ts';
@@ -30,17 +27,7 @@ export async function engineFleet(s: Store, policy: CompiledPolicy, policyVersio
     const p = await s.plan(h);
     if (p !== null) plans.push(p);
   }
-  const trust: TrustRecord[] = [];
-  for (const t of trusts) {
-    if (t.state !== 'trusted') {
-      trust.push(t);
-      continue;
-    }
-    const e = await s.lastEvidence(t.vm);
-    const later = e !== null && e.ok && (t.lastEvidence === null || e.at > t.lastEvidence);
-    trust.push(later ? { ...t, lastEvidence: e.at } : t);
-  }
-  return makeFleet({ policy, policyVersion, hosts, vms, trust, plans });
+  return makeFleet({ policy, policyVersion, hosts, vms, trust: trusts, plans });
 }
 
 /**
@@ -80,8 +67,8 @@ export const noEffects = (): Effects => ({ transitions: [], plans: [] });
  * Store an engine result through `s` (the caller's transaction): every transition with its record (audited with
  * the transition's actor, published as a `trust` event), every new trust record without a transition that the store
  * has not got yet (a VM first seen: its deadline clock starts; history notes it, it is not a transition and is not
- * audited), and the new plans (published as `plan` events). Records that only move `lastEvidence` are not written
- * (see the module comment).
+ * audited), records that only move `lastEvidence` (`touchTrust`: fresh evidence on a trusted VM), and the new plans
+ * (published as `plan` events).
  */
 export async function storeResult(ctx: Pick<ServerContext, 'now'>, s: Store, r: EngineResult, into: Effects = noEffects()): Promise<Effects> {
   const records = new Map(r.trust.map((t) => [t.vm, t]));
@@ -97,7 +84,11 @@ export async function storeResult(ctx: Pick<ServerContext, 'now'>, s: Store, r: 
   }
   for (const record of r.trust) {
     if (moved.has(record.vm)) continue;
-    if ((await s.trust(record.vm)) !== null) continue;
+    const stored = await s.trust(record.vm);
+    if (stored !== null) {
+      if (record.lastEvidence !== null && record.lastEvidence !== stored.lastEvidence) await s.touchTrust(record.vm, record.lastEvidence);
+      continue;
+    }
     await s.putTrust(record, { vm: record.vm, from: record.state, to: record.state, at: record.since, reason: record.reason, actor: 'verifier' });
     await s.publish({ kind: 'trust', subject: `vm/${record.vm}`, at: record.since });
   }

@@ -120,6 +120,13 @@ async function rejectsWith(p: Promise<unknown>, code: Code): Promise<void> {
   });
 }
 
+const akRecord = (n: number) => ({
+  ak: Buffer.from(`-----BEGIN PUBLIC KEY-----\nkey ${n}\n-----END PUBLIC KEY-----\n`).toString('base64'),
+  name: `000b${String(n).padStart(2, '0').repeat(32)}`,
+  registeredAt: at(n),
+  by: n % 2 ? 'token:agent-h1' : 'user:alice',
+});
+
 /** A SQL string literal. */
 const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
@@ -135,6 +142,7 @@ async function snapshot(s: Store) {
     evidence: await s.lastEvidence('vm-1'),
     trusts: await s.trusts(),
     history: await s.trustHistory('vm-1'),
+    ak: await s.attestationKey('vm-1'),
     plan: await s.plan('host-1'),
     audit: await s.audit(),
     tokens: await s.tokens(),
@@ -154,6 +162,7 @@ async function writeOneOfEverything(s: Store): Promise<void> {
   await s.putIntegrity({ vm: 'vm-1', state: { next: 12, pcr: 'ab'.repeat(32) } });
   await s.addEvidence({ vm: 'vm-1', at: at(4), entries: 12, ok: false, failures: [{ path: '/bin/sh', expected: 'aa', found: 'bb' }] });
   await s.putTrust(trustRecord('vm-1', 'untrusted', 5), transition('vm-1', 'unverified', 'untrusted', 5));
+  await s.putAttestationKey('vm-1', akRecord(1));
   await s.putPlans([planFor('host-1', 1)]);
   await s.appendAudit(auditInput(1));
   await s.putToken(token('tok-1', 'hash-1'));
@@ -469,6 +478,84 @@ export function runStoreConformance<F extends StoreFixture>(name: string, backen
           await rejectsWith(s.putTrust(trustRecord('vm-1', 'untrusted', 2), transition('vm-2', 'trusted', 'untrusted', 2)), StoreErrorCode.invalidRecord);
           await rejectsWith(s.putTrust(trustRecord('vm-1', 'untrusted', 2), transition('vm-1', 'trusted', 'trusted', 2)), StoreErrorCode.invalidRecord);
           assert.deepEqual(await s.trust('vm-1'), trustRecord('vm-1', 'trusted', 1));
+        }));
+    });
+
+    describe('trust freshness and attestation keys', () => {
+      it('touchTrust moves only lastEvidence of an existing record: no transition, nothing for an unknown VM', () =>
+        withStore(async (s) => {
+          assert.equal(await s.touchTrust('vm-1', at(9)), false);
+          assert.equal(await s.trust('vm-1'), null);
+          assert.deepEqual(await s.trusts(), []);
+          const t1 = transition('vm-1', 'unverified', 'trusted', 2);
+          await s.putTrust(trustRecord('vm-1', 'trusted', 2), t1);
+          await s.putTrust(trustRecord('vm-2', 'trusted', 3), transition('vm-2', 'unverified', 'trusted', 3));
+          assert.equal(await s.touchTrust('vm-1', at(9)), true);
+          assert.deepEqual(await s.trust('vm-1'), { ...trustRecord('vm-1', 'trusted', 2), lastEvidence: at(9) });
+          assert.deepEqual(await s.trust('vm-2'), trustRecord('vm-2', 'trusted', 3), 'other VMs unchanged');
+          assert.deepEqual(await s.trustHistory('vm-1'), [t1]);
+          assert.equal(await s.touchTrust('vm-1', at(11)), true);
+          assert.equal((await s.trust('vm-1'))?.lastEvidence, at(11));
+          // inside a transaction it shares the transaction's fate
+          await assert.rejects(
+            s.tx(async (t) => {
+              assert.equal(await t.touchTrust('vm-1', at(20)), true);
+              assert.equal((await t.trust('vm-1'))?.lastEvidence, at(20));
+              throw new Error('undo');
+            }),
+            /undo/,
+          );
+          assert.equal((await s.trust('vm-1'))?.lastEvidence, at(11));
+          // a later transition writes the record whole again
+          const t2 = transition('vm-1', 'trusted', 'untrusted', 12);
+          await s.putTrust(trustRecord('vm-1', 'untrusted', 12), t2);
+          assert.deepEqual(await s.trust('vm-1'), trustRecord('vm-1', 'untrusted', 12));
+          assert.deepEqual(await s.trustHistory('vm-1'), [t1, t2]);
+        }));
+
+      it('attestation keys: none, put, read back exactly, replace, per VM; rolled back with their transaction', () =>
+        withStore(async (s, fx) => {
+          assert.equal(await s.attestationKey('vm-1'), null);
+          await s.putAttestationKey('vm-1', akRecord(1));
+          await s.putAttestationKey('vm-2', akRecord(2));
+          assert.deepEqual(await s.attestationKey('vm-1'), { vm: 'vm-1', ...akRecord(1) });
+          assert.deepEqual(await s.attestationKey('vm-2'), { vm: 'vm-2', ...akRecord(2) });
+          await s.putAttestationKey('vm-1', akRecord(3));
+          assert.deepEqual(await s.attestationKey('vm-1'), { vm: 'vm-1', ...akRecord(3) });
+          assert.deepEqual(await s.attestationKey('vm-2'), { vm: 'vm-2', ...akRecord(2) });
+          await assert.rejects(
+            s.tx(async (t) => {
+              await t.putAttestationKey('vm-1', akRecord(4));
+              await t.putAttestationKey('vm-3', akRecord(5));
+              throw new Error('undo');
+            }),
+            /undo/,
+          );
+          assert.deepEqual(await s.attestationKey('vm-1'), { vm: 'vm-1', ...akRecord(3) });
+          assert.equal(await s.attestationKey('vm-3'), null);
+          await s.close();
+          const reopened = await fx.open();
+          assert.deepEqual(await reopened.attestationKey('vm-1'), { vm: 'vm-1', ...akRecord(3) });
+        }));
+
+      it('migration 3 carries a trusted VM\'s last good evidence over to its record', () =>
+        withStore(async (s, fx) => {
+          // as a database written before migration 3 holds it: the good evidence only in the evidence table
+          await s.putTrust(trustRecord('vm-1', 'trusted', 2), transition('vm-1', 'unverified', 'trusted', 2)); // lastEvidence null
+          await s.putTrust(trustRecord('vm-2', 'trusted', 3), transition('vm-2', 'unverified', 'trusted', 3)); // lastEvidence at(3)
+          await s.putTrust(trustRecord('vm-3', 'untrusted', 4), transition('vm-3', 'unverified', 'untrusted', 4));
+          await s.addEvidence({ vm: 'vm-1', at: at(7), entries: 1, ok: true, failures: [] });
+          await s.addEvidence({ vm: 'vm-2', at: at(8), entries: 1, ok: true, failures: [] });
+          await s.addEvidence({ vm: 'vm-2', at: at(9), entries: 1, ok: false, failures: [] }); // the last one failed
+          await s.addEvidence({ vm: 'vm-3', at: at(9), entries: 1, ok: true, failures: [] }); // not trusted
+          await s.close();
+          const v3 = MIGRATIONS.find((m) => m.version === 3);
+          assert.ok(v3 !== undefined);
+          await fx.rawExec('DELETE FROM schema_migrations WHERE version = 3');
+          const again = await fx.open();
+          assert.equal((await again.trust('vm-1'))?.lastEvidence, at(7));
+          assert.equal((await again.trust('vm-2'))?.lastEvidence, at(3));
+          assert.equal((await again.trust('vm-3'))?.lastEvidence, null);
         }));
     });
 

@@ -192,7 +192,38 @@ CREATE TABLE sessions (
 `,
 );
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }];
+/** Attestation keys of VMs with a (v)TPM, registered by their host's agent (trust on first use) or an operator. */
+const attestationKeys = perDialect(
+  (t) => `
+CREATE TABLE attestation_keys (
+  vm ${t.key} PRIMARY KEY,
+  ak TEXT NOT NULL,
+  name TEXT NOT NULL,
+  registered_at TEXT NOT NULL,
+  registered_by TEXT NOT NULL
+)${t.strict};
+`,
+);
+
+/**
+ * Until now a good verdict on a trusted VM was kept only in the evidence table (the store could not move a trust
+ * record's `last_evidence` without a transition); now it is written to the record (`touchTrust`). Carry the time of
+ * each trusted VM's last evidence, when it was good and later, over to its record, as the controller read it before.
+ */
+const lastEvidenceBackfill = `
+UPDATE trust SET last_evidence = (SELECT e.at FROM evidence e WHERE e.vm = trust.vm ORDER BY e.id DESC LIMIT 1)
+WHERE state = 'trusted' AND EXISTS (
+  SELECT 1 FROM evidence e
+  WHERE e.vm = trust.vm AND e.id = (SELECT MAX(x.id) FROM evidence x WHERE x.vm = trust.vm) AND e.ok
+    AND (trust.last_evidence IS NULL OR e.at > trust.last_evidence)
+);
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial', sql: initial },
+  { version: 2, name: 'attestation keys', sql: attestationKeys },
+  { version: 3, name: 'trust last evidence from the evidence table', sql: lastEvidenceBackfill },
+];
 
 /** The newest schema this code knows: a database with a higher version is refused. */
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

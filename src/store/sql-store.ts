@@ -21,6 +21,7 @@ import { Mutex } from './mutex.ts';
 import * as rows from './sql-rows.ts';
 import type { Row } from './sql-rows.ts';
 import type {
+  AttestationKeyRecord,
   AuditFilter,
   AuditInput,
   DraftRecord,
@@ -410,6 +411,24 @@ export class SqlStore implements Store {
       );
       await this.run(`INSERT INTO trust_history (${rows.TRANSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`, [t.vm, t.from, t.to, t.at, t.reason, t.actor]);
     });
+  }
+
+  async touchTrust(vm: string, lastEvidence: string): Promise<boolean> {
+    return (await this.write('UPDATE trust SET last_evidence = ? WHERE vm = ?', [lastEvidence, vm])) > 0;
+  }
+
+  async putAttestationKey(vm: string, rec: Omit<AttestationKeyRecord, 'vm'>): Promise<void> {
+    await this.write(
+      `INSERT INTO attestation_keys (vm, ak, name, registered_at, registered_by) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (vm) DO UPDATE SET ak = excluded.ak, name = excluded.name, registered_at = excluded.registered_at,
+         registered_by = excluded.registered_by`,
+      [vm, rec.ak, rec.name, rec.registeredAt, rec.by],
+    );
+  }
+
+  async attestationKey(vm: string): Promise<AttestationKeyRecord | null> {
+    const r = await this.one('SELECT vm, ak, name, registered_at, registered_by FROM attestation_keys WHERE vm = ?', [vm]);
+    return r && { vm: String(r.vm), ak: String(r.ak), name: String(r.name), registeredAt: String(r.registered_at), by: String(r.registered_by) };
   }
 
   async trustHistory(vm: string): Promise<TrustTransitionV1[]> {

@@ -69,6 +69,18 @@ export interface IntegrityRecord {
   state: unknown;
 }
 
+/** A VM's registered attestation key (its vTPM's AK), which verifies the quotes of its evidence. */
+export interface AttestationKeyRecord {
+  vm: string;
+  /** the key as registered: base64 of a PEM public key or of a TPM2B_PUBLIC (`tpm2_createak -u`) */
+  ak: string;
+  /** hex: the TPM Name (nameAlg ‖ H(TPMT_PUBLIC)) for a TPM2B_PUBLIC; `sha256:` ‖ SHA-256 of the SPKI DER for a PEM key */
+  name: string;
+  registeredAt: string;
+  /** the actor who registered it (`token:NAME`, `user:NAME`) */
+  by: string;
+}
+
 export interface EvidenceRecord {
   vm: string;
   at: string;
@@ -169,7 +181,15 @@ export interface Store {
   trusts(): Promise<TrustRecord[]>;
   /** Set a VM's trust and append the transition to its history (one transaction). */
   putTrust(r: TrustRecord, t: TrustTransitionV1): Promise<void>;
+  /**
+   * Record fresh evidence for a VM whose state does not change: sets only the `lastEvidence` of its existing trust
+   * record (no transition, no history). False if the VM has no trust record.
+   */
+  touchTrust(vm: string, lastEvidence: string): Promise<boolean>;
   trustHistory(vm: string): Promise<TrustTransitionV1[]>;
+  /** Register (or replace) a VM's attestation key; the caller decides whether a replacement is allowed. */
+  putAttestationKey(vm: string, rec: Omit<AttestationKeyRecord, 'vm'>): Promise<void>;
+  attestationKey(vm: string): Promise<AttestationKeyRecord | null>;
 
   // plans
   /** Store new plans; each host's version must be one more than its current one, or the whole call fails. */

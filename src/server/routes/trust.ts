@@ -8,22 +8,31 @@
  *   transitions (audited, actor `verifier`) and new plans are stored. Unreadable or out-of-order evidence is
  *   refused with the engine's code (400 `bad_evidence`, 409 `evidence_out_of_order` with `details.expected`) and
  *   nothing changes.
+ *   A VM with a registered attestation key (below) has its quotes verified with it; a quote for a VM without one
+ *   is refused 409 `no_attestation_key`.
+ * - `PUT /api/v1/vms/:name/ak` (the agent of the VM's host, operators): register the VM's (v)TPM attestation key,
+ *   base64 of a PEM public key or of a TPM2B_PUBLIC (`tpm2_createak -u`; it must then be a restricted signing key).
+ *   Trust on first use: the first key is taken from the host's agent; the same key again changes nothing; a
+ *   different key is refused to the agent (409 `ak_conflict`) and only an operator or admin may replace it.
+ *   Registrations and replacements are audited (`vm.ak.register`, `vm.ak.replace`).
  * - `GET /api/v1/vms/:name/trust`, `GET /api/v1/vms/:name/trust/history`.
  * - `POST /api/v1/vms/:name/readmit` (operators): an untrusted VM back to `unverified` (trusted again at its next
  *   good evidence), its integrity state re-admitted by `mode`; audited with the operator as the actor. 409
  *   `not_untrusted` for a VM in another state.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { EntryFailureV1, EvidenceAnswerV1, EvidenceRequestV1, NonceV1, ReadmitRequestV1, TrustRecordV1, VmTrustV1 } from '../../api/types.ts';
-import type { Store } from '../../store/store.ts';
+import { isIntegrityError } from '../../integrity/errors.ts';
+import { loadAttestationKey, TPMA_OBJECT, type AttestationKey } from '../../integrity/tpm-public.ts';
+import type { AttestationKeyRecord, Store } from '../../store/store.ts';
 import { readmitIntegrity, processEvidence } from '../../trust/evidence.ts';
 import { applyVerdict, readmit } from '../../trust/engine.ts';
 import { isTrustError } from '../../trust/errors.ts';
 import { principalOf } from '../auth.ts';
 import { audit, nowIso, type ServerContext } from '../context.ts';
 import { ApiError, ApiErrorCode, notFound } from '../errors.ts';
-import { name } from '../schemas.ts';
+import { name, note } from '../schemas.ts';
 import { countEffects, storeResult, vmFleet, type Effects } from '../trust.ts';
 
 const tags = ['trust'];
@@ -115,6 +124,47 @@ const evidenceAnswerV1 = {
   },
 } as const;
 
+const attestationKeyV1 = {
+  type: 'object',
+  required: ['vm', 'name', 'registeredAt', 'by', 'changed'],
+  properties: {
+    vm: { type: 'string' },
+    /** the TPM Name (hex) of a TPM2B_PUBLIC key; `sha256:` and the SHA-256 of the SPKI DER of a PEM key */
+    name: { type: 'string' },
+    registeredAt: { type: 'string' },
+    by: { type: 'string' },
+    /** false: this key was registered already, nothing changed */
+    changed: { type: 'boolean' },
+  },
+} as const;
+
+/** The SHA-256 (hex) of the key's SubjectPublicKeyInfo: the same key whatever form it came in. */
+const spkiHash = (k: AttestationKey) => createHash('sha256').update(k.key.export({ type: 'spki', format: 'der' })).digest('hex');
+
+/** A registered AK as the evidence path uses it. */
+const loadRecorded = (r: AttestationKeyRecord) => loadAttestationKey(Buffer.from(r.ak, 'base64'));
+
+/** An offered AK, parsed and checked: 400 `invalid_parameter` (field `body.ak`) when it is no usable AK. */
+function readAk(b64: string): { key: AttestationKey; name: string; ak: string } {
+  const bytes = Buffer.from(b64.replace(/\s+/g, ''), 'base64');
+  const bad = (why: string) => new ApiError(ApiErrorCode.invalidParameter, `body.ak is not a usable attestation key: ${why}`, { field: 'body.ak' });
+  let key: AttestationKey;
+  try {
+    key = loadAttestationKey(bytes);
+  } catch (e) {
+    if (isIntegrityError(e)) throw bad(e.message);
+    throw e;
+  }
+  if (key.public !== null) {
+    const a = key.public.objectAttributes;
+    if ((a & TPMA_OBJECT.restricted) === 0 || (a & TPMA_OBJECT.sign) === 0 || (a & TPMA_OBJECT.decrypt) !== 0) {
+      throw bad('a TPM key that verifies quotes must be a restricted signing key (restricted, sign, not decrypt)');
+    }
+  }
+  const keyName = key.public !== null ? Buffer.from(key.public.name).toString('hex') : `sha256:${spkiHash(key)}`;
+  return { key, name: keyName, ak: bytes.toString('base64') };
+}
+
 /** The trust of a VM the store has no record of yet. */
 const noRecord = (vm: string): TrustRecordV1 => ({ vm, state: 'unverified', since: null, reason: 'no evidence yet', lastEvidence: null });
 
@@ -166,8 +216,13 @@ export function trustRoutes(app: FastifyInstance, ctx: ServerContext): void {
           if (used === 'stale') throw new ApiError(ApiErrorCode.nonceStale, 'the quote\'s nonce has expired: ask for a new one', { vm: vmName });
           if (used === 'unknown') throw new ApiError(ApiErrorCode.nonceUnknown, 'the quote\'s nonce was not issued for this VM', { vm: vmName });
         }
-        const integrity = await s.integrity(vmName);
-        const { newState, verdict } = processEvidence(integrity?.state ?? null, body, { now: now.getTime(), ...(nonce === undefined ? {} : { nonce }) });
+        const [integrity, akRecord] = await Promise.all([s.integrity(vmName), s.attestationKey(vmName)]);
+        const ak = akRecord === null ? undefined : loadRecorded(akRecord);
+        const { newState, verdict } = processEvidence(integrity?.state ?? null, body, {
+          now: now.getTime(),
+          ...(ak === undefined ? {} : { ak }),
+          ...(nonce === undefined ? {} : { nonce }),
+        });
         await s.putIntegrity({ vm: vmName, state: newState });
         await s.addEvidence({ vm: vmName, at, entries: body.entries.length, ok: verdict.ok, failures: verdict.failures });
         const fleet = await vmFleet(s, current.compiled, current.record.version, vm);
@@ -198,6 +253,47 @@ export function trustRoutes(app: FastifyInstance, ctx: ServerContext): void {
     ctx.metrics.evidence.inc({ result: out.answer.verdict.ok ? 'ok' : 'failed' });
     countEffects(ctx, out.effects);
     return out.answer;
+  });
+
+  app.put('/api/v1/vms/:name/ak', {
+    schema: {
+      summary: 'Register the VM\'s attestation key (its host\'s agent, once: trust on first use); replacing a different key takes an operator',
+      tags,
+      params: nameParams,
+      body: {
+        type: 'object',
+        required: ['ak'],
+        additionalProperties: false,
+        properties: { ak: base64, reason: note },
+      },
+      response: { 200: attestationKeyV1 },
+    },
+  }, async (request) => {
+    const vmName = (request.params as { name: string }).name;
+    const body = request.body as { ak: string; reason?: string };
+    const p = principalOf(request);
+    const offered = readAk(body.ak);
+    const at = nowIso(ctx);
+    return ctx.store.tx(async (s) => {
+      await vmOf(s, vmName);
+      const existing = await s.attestationKey(vmName);
+      if (existing !== null) {
+        const same = spkiHash(loadRecorded(existing)) === spkiHash(offered.key);
+        if (same) return { vm: vmName, name: existing.name, registeredAt: existing.registeredAt, by: existing.by, changed: false };
+        if (p.role === 'agent') {
+          throw new ApiError(
+            ApiErrorCode.akConflict,
+            `VM "${vmName}" has an attestation key already (${existing.name}, registered by ${existing.by}); only an operator may replace it`,
+            { vm: vmName, registered: existing.name, offered: offered.name },
+          );
+        }
+      }
+      const record = { ak: offered.ak, name: offered.name, registeredAt: at, by: p.actor };
+      await s.putAttestationKey(vmName, record);
+      if (existing === null) await audit(ctx, s, p.actor, 'vm.ak.register', `vm/${vmName}`, { name: offered.name, reason: body.reason ?? '' });
+      else await audit(ctx, s, p.actor, 'vm.ak.replace', `vm/${vmName}`, { from: existing.name, to: offered.name, reason: body.reason ?? '' });
+      return { vm: vmName, name: record.name, registeredAt: record.registeredAt, by: record.by, changed: true };
+    });
   });
 
   app.get('/api/v1/vms/:name/trust', {
