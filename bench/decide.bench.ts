@@ -33,6 +33,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { CompiledPolicy, compilePolicy } from '../src/monitor/compile.ts';
 import { validatePolicy } from '../src/policy/validate.ts';
 import type { Label, Policy } from '../src/policy/model.ts';
+import { mulberry32 } from './prng.ts';
 
 // Node 20's V8 (11.3) aborts with "Fatal error ... unreachable code" in Deoptimizer::DoComputeBuiltinContinuation
 // when optimized code that inlined a JS→Wasm call (here: Cedar's statefulIsAuthorized) is lazily deoptimized
@@ -51,17 +52,6 @@ const WARM_MS = 300;
 // ---------------------------------------------------------------------------------------------------------------
 // workload
 
-/** mulberry32: a small, fast, seeded 32-bit PRNG; returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randInt(rnd: () => number, n: number): number {
   return Math.floor(rnd() * n);

@@ -71,17 +71,6 @@ const rate = (perSec: number, unit: string): string =>
 const verdict = (ok: boolean): string => (ok ? 'PASS' : 'MISS');
 const loadLine = (when: string): string => `load average ${when}: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores)`;
 
-/** mulberry32: a small seeded PRNG (floats in [0, 1)). */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const Results: Record<string, unknown> = {};
 let TMP = '';
@@ -334,6 +323,7 @@ with open(log, 'rb') as f:
 seconds = time.perf_counter() - t
 print(json.dumps({'entries': n, 'seconds': seconds, 'pcr': pcr.hex(), 'counts': counts, 'python': sys.version.split()[0]}))
 `;
+import { mulberry32 } from './prng.ts';
 
 interface RunFigures {
   seconds: number;
