@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ImaEntry } from '../integrity/ima-entry.ts';
 import { Measurer, imaNgEntry, measureDomainXml } from '../integrity/measure.ts';
-import { startSwtpm, swtpmMissing, type Swtpm } from './swtpm.test-support.ts';
+import { startSwtpm, swtpmMissing, type Swtpm } from '../integrity/swtpm.test-support.ts';
 import { SwtpmPcr, parsePcrRead } from './vtpm.ts';
 
 /** ima-ng template data, built here from the entry's fields (FORMATS.md): u32le lengths, "alg:\0" digest, name\0. */

@@ -2,39 +2,20 @@
  * A real software TPM for the trust engine's tests: swtpm plus tpm2-tools, an RSA attestation key, PCR 10
  * extended with measurement entries as IMA extends it, and quotes as an agent sends them.
  *
- * src/agent/swtpm.test-support.ts does the same for the agent, but the layer rule (scripts/lint-layers.ts) lets
- * nothing under src/trust import src/agent, tests included; hence this small copy. `startTpm()` resolves to null
- * when swtpm or tpm2-tools are missing, `tpmMissing` saying why.
+ * The swtpm itself comes from src/integrity/swtpm.test-support.ts (shared with the agent's and integrity's tests);
+ * this adds the keys and quotes. `startTpm()` resolves to null when swtpm or tpm2-tools are missing, `tpmMissing`
+ * saying why.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extendValue, type ImaEntry } from '../integrity/ima-entry.ts';
+import { startSwtpm, swtpmMissing } from '../integrity/swtpm.test-support.ts';
 import type { QuoteEvidence } from './evidence.ts';
 
-const TOOLS = ['swtpm', 'tpm2_createek', 'tpm2_createak', 'tpm2_quote', 'tpm2_pcrextend', 'tpm2_pcrread', 'tpm2_flushcontext'];
+const TOOLS = ['tpm2_createek', 'tpm2_createak', 'tpm2_quote', 'tpm2_pcrextend', 'tpm2_pcrread', 'tpm2_flushcontext'];
 export let tpmMissing = '';
-
-function listenable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-function connectable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = createConnection({ host: '127.0.0.1', port });
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-}
 
 export interface TestTpm {
   /** the attestation key's TPM2B_PUBLIC (`tpm2_createak -u`) */
@@ -56,24 +37,13 @@ export async function startTpm(): Promise<TestTpm | null> {
     tpmMissing = `swtpm/tpm2-tools not installed (missing: ${missing.join(', ')})`;
     return null;
   }
-  let port = 0;
-  for (let i = 0; i < 50 && port === 0; i++) {
-    const p = 20000 + 2 * Math.floor(Math.random() * 20000);
-    if ((await listenable(p)) && (await listenable(p + 1))) port = p;
+  const sw = await startSwtpm();
+  if (sw === null) {
+    tpmMissing = swtpmMissing;
+    return null;
   }
-  if (port === 0) throw new Error('no two free consecutive loopback ports');
-  const state = mkdtempSync(join(tmpdir(), 'hg-trust-swtpm-'));
   const dir = mkdtempSync(join(tmpdir(), 'hg-trust-tpm-'));
-  const proc: ChildProcess = spawn(
-    'swtpm',
-    ['socket', '--tpm2', '--tpmstate', `dir=${state}`, '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
-      '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`, '--flags', 'not-need-init,startup-clear'],
-    { stdio: 'ignore' },
-  );
-  const kill = () => proc.kill();
-  process.once('exit', kill);
-  for (let i = 0; i < 200 && !(await connectable(port + 1)); i++) await new Promise((r) => setTimeout(r, 25));
-  const env = { ...process.env, TPM2TOOLS_TCTI: `swtpm:host=127.0.0.1,port=${port}` };
+  const env = { ...process.env, TPM2TOOLS_TCTI: sw.tcti };
   const run = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] }).toString('utf8');
   // no resource manager: flush transient objects and sessions after each command that loads one
   const tpm = (cmd: string, ...args: string[]) => {
@@ -109,13 +79,7 @@ export async function startTpm(): Promise<TestTpm | null> {
       return out;
     },
     async stop() {
-      process.removeListener('exit', kill);
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const gone = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await gone;
-      }
-      rmSync(state, { recursive: true, force: true });
+      await sw.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
