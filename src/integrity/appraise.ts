@@ -27,13 +27,17 @@
  * is the list the entry was checked against (`digests`, `keyrings` or `ima-buf` under its name), `found` its digest.
  *
  * Speed: digests are compared as bytes against a Map compiled once, the exclude expression is compiled once, hex
- * strings are made only for failures (≈ 3 M entries/s on the embrave log). Signatures are checked by
+ * strings are made only for failures (≈ 3 M entries/s on the embrave log). For a list read through an ImaScanner
+ * (ima-scan.ts), appraiseScanned takes the scanner's lookups in digestTable() instead of entry objects. Signatures are checked by
  * ima-signature.ts (RSA through OpenSSL, ECDSA in JS, 2–5 ms a signature), results cached process-wide.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { equalBytes, hex } from './bytes.ts';
+import { DigestTable, LOOKUP_OK, LOOKUP_UNKNOWN } from './digest-table.ts';
 import { IntegrityError, IntegrityErrorCode } from './errors.ts';
 import { isViolation, type ImaEntry } from './ima-entry.ts';
+import { ascii, parseAsciiRange, utf8 } from './ima-log.ts';
+import { SCAN_LOOKUP_SHIFT, SCAN_NON_ASCII, SCAN_NOT_LOOKED_UP, SCAN_STRIDE } from './ima-scan.ts';
 import { keyFromBuffer, keyIdV2, loadSpki, type ImaKey } from './ima-keys.ts';
 import { checkImaSignature } from './ima-signature.ts';
 import { compileExcludes, type DigestMap, type ExcludeMatcher, type RuntimePolicy } from './runtime-policy.ts';
@@ -113,6 +117,7 @@ function badState(message: string): never {
  */
 export class Appraiser {
   private readonly digests: Map<string, Uint8Array[]>;
+  private table: DigestTable | null = null;
   private readonly keyrings: Map<string, Uint8Array[]>;
   private readonly imaBuf: Map<string, Uint8Array[]>;
   private readonly excluded: ExcludeMatcher | null;
@@ -241,6 +246,68 @@ export class Appraiser {
       this.learnt.push({ keyring: e.name, spki: key.key.export({ format: 'der', type: 'spki' }).toString('base64'), keyid: key.keyid });
     }
     return 'ok';
+  }
+
+  /**
+   * The policy's digests as a byte-keyed table, built on first use (~1 s and ~100 MB for a million paths): what
+   * an ImaScanner looks paths up in. Call it ahead to keep its cost out of the first list.
+   */
+  digestTable(): DigestTable {
+    if (this.table === null) this.table = DigestTable.fromBytes(this.digests);
+    return this.table;
+  }
+
+  /**
+   * For ima-scan.ts: appraises `count` entries an ImaScanner scanned out of `b` (columns per entry in `cols`, see
+   * SCAN_STRIDE there), adding to `counts` and `failures` and to the totals. An entry whose status the scanner's
+   * lookup does not settle alone (boot_aggregate, a non-ASCII name, no lookup) and every failing entry is parsed
+   * again in JavaScript from its line, and goes through the same rules as appraise().
+   */
+  appraiseScanned(b: Buffer, cols: Int32Array, count: number, counts: StatusCounts, failures: AppraisalFailure[]): void {
+    const ex = this.excluded;
+    // plain counters: counts[status]++ over five string keys is a megamorphic store, a tenth of the time here
+    let ok = 0;
+    let excluded = 0;
+    let unknown = 0;
+    let mismatch = 0;
+    const rare = zeroCounts();
+    for (let k = 0, c = 0; k < count; k++, c += SCAN_STRIDE) {
+      const n = ++this.next;
+      const flags = cols[c + 4];
+      const nonAscii = (flags & SCAN_NON_ASCII) !== 0;
+      const name = nonAscii ? utf8(b, cols[c + 2], cols[c + 3]) : ascii(b, cols[c + 2], cols[c + 3]);
+      if (ex !== null && ex(name)) {
+        excluded++;
+        continue;
+      }
+      const found = (flags >> SCAN_LOOKUP_SHIFT) & 3;
+      if (found === LOOKUP_OK && !nonAscii && name !== 'boot_aggregate') {
+        ok++;
+        continue;
+      }
+      const e = parseAsciiRange(b, cols[c], cols[c + 1], n, n);
+      let status: EntryStatus;
+      // the rules beyond a plain lookup, and a name whose bytes are not its string's (invalid UTF-8): as appraise()
+      if (found === SCAN_NOT_LOOKED_UP || nonAscii || name === 'boot_aggregate') {
+        status = this.status(e);
+        rare[status]++;
+      } else if (found === LOOKUP_UNKNOWN) {
+        status = 'unknown';
+        unknown++;
+      } else {
+        status = 'mismatch';
+        mismatch++;
+      }
+      if (status !== 'ok' && status !== 'excluded') failures.push(this.failure(e, n, status));
+    }
+    rare.ok += ok;
+    rare.excluded += excluded;
+    rare.unknown += unknown;
+    rare.mismatch += mismatch;
+    for (const key of Object.keys(rare) as EntryStatus[]) {
+      counts[key] += rare[key];
+      this.counts[key] += rare[key];
+    }
   }
 
   /** The state to carry to a later call or process (learnt keys, entry counter, totals). */

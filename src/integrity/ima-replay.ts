@@ -153,6 +153,21 @@ export class PcrReplay {
     return c;
   }
 
+  /**
+   * For a batch hasher (ima-scan.ts): the scratch buffers the running values live in, `[PCR | extend value]`
+   * (40 and 64 bytes), null for a bank not replayed or when a `hash` was injected (the batch hasher would bypass
+   * it). It extends them as extend() would, then counts its entries with advance().
+   */
+  batchState(): { s1: Uint8Array | null; s256: Uint8Array | null } | null {
+    if (this.custom !== undefined) return null;
+    return { s1: this.do1 ? this.s1 : null, s256: this.do256 ? this.s256 : null };
+  }
+
+  /** Counts `n` entries consumed by a batch hasher (see batchState). */
+  advance(n: number): void {
+    this.n += n;
+  }
+
   /** s1 = [PCR | H(s1)]: the sha1 extend of the value in s1[20..40). */
   private extend1(): void {
     const h = this.custom;
