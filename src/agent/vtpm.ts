@@ -11,6 +11,9 @@
  *
  * tpm2_pcrextend and tpm2_pcrread create no transient objects or sessions, so nothing needs flushing between
  * them even without a resource manager (DESIGN.md §5; commands that load keys do).
+ *
+ * Other commands on the same TPM (a quote, key creation: vm-tpm.ts) go through the same queue with `exclusive()`,
+ * so that one TPM sees one command at a time and a quote comes after the extends queued before it.
  */
 import { execFile } from 'node:child_process';
 import { extendValue, type Bank, type ImaEntry } from '../integrity/ima-entry.ts';
@@ -33,7 +36,8 @@ const MAX_BATCH = 256;
 
 type Op =
   | { kind: 'extend'; arg: string; resolve: () => void; reject: (e: Error) => void }
-  | { kind: 'read'; resolve: (v: PcrValues) => void; reject: (e: Error) => void };
+  | { kind: 'read'; resolve: (v: PcrValues) => void; reject: (e: Error) => void }
+  | { kind: 'task'; run: () => Promise<void> };
 
 export class SwtpmPcr {
   private readonly tcti: string;
@@ -73,12 +77,34 @@ export class SwtpmPcr {
     });
   }
 
+  /**
+   * Run `fn` alone on the TPM: after every operation queued before it (extends included), before any queued
+   * after it. Inside, run tools with `tool()`; do not call extend/read/exclusive and await them (they would wait
+   * for this task: a deadlock).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.ops.push({ kind: 'task', run: () => Promise.resolve().then(fn).then(resolve, reject) });
+      void this.drain();
+    });
+  }
+
+  /** Run one tpm2-tools command on this TPM (`-T` added), bounded by the timeout; resolves to its stdout. */
+  tool(name: string, args: string[], opts: { cwd?: string } = {}): Promise<string> {
+    return this.run(name, args, opts.cwd);
+  }
+
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     try {
       while (this.ops.length > 0) {
         const op = this.ops[0];
+        if (op.kind === 'task') {
+          this.ops.shift();
+          await op.run().catch(() => {}); // its outcome went to its own promise
+          continue;
+        }
         if (op.kind === 'read') {
           this.ops.shift();
           await this.readNow().then(op.resolve, op.reject);
@@ -107,11 +133,13 @@ export class SwtpmPcr {
     return parsePcrRead(out, this.pcr, this.banks);
   }
 
-  private run(tool: string, args: string[]): Promise<string> {
+  private run(tool: string, args: string[], cwd?: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      execFile(tool, ['-T', this.tcti, ...args], { timeout: this.timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`${tool}: ${(stderr || err.message).trim()}`));
-        else resolve(stdout);
+      execFile(tool, ['-T', this.tcti, ...args], { timeout: this.timeoutMs, encoding: 'utf8', cwd }, (err, stdout, stderr) => {
+        if (err) {
+          const timedOut = (err as { killed?: boolean }).killed === true;
+          reject(new Error(`${tool}: ${timedOut ? `no answer within ${this.timeoutMs} ms` : (stderr || err.message).trim()}`));
+        } else resolve(stdout);
       });
     });
   }

@@ -199,3 +199,57 @@ export interface ReadmitRequestV1 {
   /** baseline: the list so far is history, carry on; reenroll: the whole list again becomes the fingerprint */
   mode: 'baseline' | 'reenroll';
 }
+
+/** One VM's increment in a host's evidence request: the per-VM request (`EvidenceRequestV1`) and the VM's name. */
+export interface VmEvidenceV1 extends EvidenceRequestV1 {
+  vm: string;
+}
+
+/**
+ * `POST /api/v1/hosts/:name/evidence`: the increments of the host's VMs for one reporting period (the agent is per
+ * host: one request, not one per VM). Each VM at most once; every VM must be on the host.
+ */
+export interface HostEvidenceRequestV1 {
+  vms: VmEvidenceV1[];
+}
+
+/** One VM's line of the answer: its answer as the per-VM route gives it, or why its increment was refused. */
+export type VmEvidenceResultV1 = ({ vm: string } & EvidenceAnswerV1) | { vm: string; error: ErrorV1 };
+
+/** The answer to a host's evidence. */
+export interface HostEvidenceAnswerV1 {
+  host: string;
+  /** one per VM of the request, in its order */
+  results: VmEvidenceResultV1[];
+  /** how many VMs' increments were refused (results with an `error`: nothing of theirs was stored) */
+  refused: number;
+  /** the host's new plan version, when this evidence (or evidence stored with it) changed it */
+  planVersion?: number;
+}
+
+/** `POST /api/v1/hosts/:name/nonces` `{vms: [names]}`: a nonce for each VM's next quote. */
+export interface HostNoncesV1 {
+  nonces: ({ vm: string } & NonceV1)[];
+}
+
+/** Frames the host's data plane dropped from one VM's port to another's, since the agent's last report. */
+export interface BlockedV1 {
+  /** the VMs of the ports (null: a port the plan does not know) */
+  from: string | null;
+  to: string | null;
+  fromPort: string;
+  toPort: string;
+  packets: number;
+  bytes: number;
+  /** isolated: either VM is isolated (untrusted, unlabeled…); no_common_color: both have colors, none shared; unknown_port */
+  reason: 'isolated' | 'no_common_color' | 'unknown_port';
+}
+
+/** `PUT /api/v1/hosts/:name/report`: what the host's agent enforces, and whom it stopped. */
+export interface HostReportV1 {
+  /** the plan version in force on the host (null: none yet, so every port is dropped) */
+  appliedPlan: number | null;
+  /** the last plan the agent could not apply, and why (the applied one stays in force); null when none failed */
+  planError: { version: number; message: string } | null;
+  blocked: BlockedV1[];
+}

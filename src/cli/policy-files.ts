@@ -9,14 +9,9 @@ import { readPolicy, type PolicyFormat } from '../policy/format.ts';
 import { MAX_POLICY_BYTES } from '../policy/limits.ts';
 import type { Policy } from '../policy/model.ts';
 
-/** A CLI failure: its message is printed and the process exits with `exitCode`. */
-export class CliError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode = 2) {
-    super(message);
-    this.exitCode = exitCode;
-  }
-}
+import { CliError } from './errors.ts';
+
+export { CliError };
 
 /** Read a text file, refusing one larger than `limit` without reading it. */
 export function readTextFile(file: string, limit = MAX_POLICY_BYTES): string {
