@@ -22,6 +22,7 @@ import { ControllerClient, controllerStatus } from './controller-client.ts';
 import type { Driver, VmInfo } from './driver.ts';
 import { sameEnforced, type DropCount, type Enforcer } from './enforcer.ts';
 import { AgentError } from './errors.ts';
+import { VmTpm } from './vm-tpm.ts';
 import type { HookAnswerV1, HookRequestV1 } from './hook-protocol.ts';
 
 export interface AgentOptions {
@@ -64,6 +65,12 @@ interface VmTrack {
    * from its first increment, which must hold the whole first measurement, not a part of it
    */
   ready: boolean;
+  /** its vTPM, when it has one (PCR 10 is always the replay of `lines`) */
+  tpm?: VmTpm;
+  /** the controller has its attestation key */
+  akRegistered?: boolean;
+  /** an extend failed: PCR 10 no longer matches the list, so no quotes until the VM's list starts anew */
+  tpmBroken?: boolean;
 }
 
 export interface AgentStatus {
@@ -141,6 +148,7 @@ export class Agent {
     for (const t of this.#vms.values()) {
       await t.measurer?.close();
       clearInterval(t.imaTail);
+      await t.tpm?.stop().catch(() => {});
     }
     await new Promise<void>((r) => (this.#server ? this.#server.close(() => r()) : r()));
     if (this.#o.socket) rmSync(this.#o.socket, { force: true });
@@ -276,6 +284,7 @@ export class Agent {
       if (!vms.some((v) => v.name === name)) {
         await track.measurer?.close();
         clearInterval(track.imaTail);
+        await track.tpm?.stop().catch(() => {});
         this.#vms.delete(name);
       }
     }
@@ -308,10 +317,13 @@ export class Agent {
       writeFileSync(`${stateFile}.tmp`, track.measurer.saveState());
       renameSync(`${stateFile}.tmp`, stateFile);
     };
+    if (vm.measure.tpm) await this.#startTpm(vm, track, restarted);
     const add = (entry: ImaEntry) => {
       const line = formatAsciiLine(entry);
       track.lines.push(line);
       appendFileSync(file, `${line}\n`);
+      // extended in the same step as the line is listed: a quote taken later covers exactly a prefix of the list
+      if (track.tpm && !track.tpmBroken) void track.tpm.extend([entry]).catch((e) => this.#tpmFailed(track, e));
       this.#scheduleSend();
     };
     // At launch (a list that starts empty): the definition, then kernel, initrd and disks, as libvirt gives them.
@@ -362,6 +374,30 @@ export class Agent {
     saveState();
     track.ready = true;
     this.#scheduleSend();
+  }
+
+  /** Start (or attach to) the VM's vTPM and bring its PCR 10 in step with the list the agent holds for it. */
+  async #startTpm(vm: VmInfo, track: VmTrack, restarted: boolean): Promise<void> {
+    try {
+      track.tpm ??= await VmTpm.start({ stateDir: join(this.#o.stateDir, 'tpm', encodeURIComponent(vm.name)), ...(vm.measure.tpm?.tcti ? { tcti: vm.measure.tpm.tcti } : {}) });
+      track.tpmBroken = false;
+      if (restarted || track.lines.length === 0) {
+        // a new list: PCR 10 starts from zero with it
+        if (track.tpm.startup !== 'cleared' && !vm.measure.tpm?.tcti) await track.tpm.reset();
+      } else if (track.tpm.startup === 'cleared') {
+        // the TPM lost its PCRs but the list goes on: extend it all again
+        await track.tpm.extend(track.lines.map((l, i) => parseAsciiLine(l, i + 1)));
+      }
+    } catch (e) {
+      this.#o.log(`agent: ${vm.name}: its vTPM is not usable (${(e as Error).message}): its evidence goes without quotes`);
+      track.tpmBroken = true;
+    }
+  }
+
+  #tpmFailed(track: VmTrack, e: unknown): void {
+    if (track.tpmBroken) return;
+    track.tpmBroken = true;
+    this.#o.log(`agent: ${track.name}: a PCR extend failed (${(e as Error).message}): no more quotes until the VM starts again`);
   }
 
   /**
@@ -436,15 +472,42 @@ export class Agent {
   /** One request with every VM's unsent entries (an empty increment is a heartbeat: the VM is still there). */
   async #send(): Promise<void> {
     if (!this.#connected) return;
+    const ready = [...this.#vms.values()].filter((t) => t.ready);
+    if (ready.length === 0) return;
+    // VMs with a vTPM: their key registered once, then a fresh nonce each for this request's quotes
+    const quoting = ready.filter((t) => t.tpm && !t.tpmBroken);
+    for (const t of quoting) {
+      if (t.akRegistered) continue;
+      try {
+        await this.#o.controller.putAk(t.name, t.tpm!.ak());
+        t.akRegistered = true;
+      } catch (e) {
+        this.#o.log(`agent: ${t.name}: attestation key not registered: ${(e as Error).message}`);
+        if (controllerStatus(e) === 404) this.#scheduleInventory();
+      }
+    }
+    const withAk = quoting.filter((t) => t.akRegistered);
+    let nonces = new Map<string, string>();
+    if (withAk.length > 0) {
+      try {
+        nonces = await this.#o.controller.nonces(this.#o.host, withAk.map((t) => t.name));
+      } catch (e) {
+        this.#o.log(`agent: no nonces (${(e as Error).message}): entries go without quotes this time`);
+      }
+    }
     const vms: VmEvidenceV1[] = [];
     const counts = new Map<string, number>();
-    for (const t of this.#vms.values()) {
-      if (!t.ready) continue;
+    const quotes: Promise<void>[] = [];
+    for (const t of ready) {
       const entries = t.lines.slice(t.sent, t.sent + 10_000);
       counts.set(t.name, entries.length);
-      vms.push({ vm: t.name, entries, from: t.sent, ...(t.reboot ? { reboot: true } : {}) });
+      const inc: VmEvidenceV1 = { vm: t.name, entries, from: t.sent, ...(t.reboot ? { reboot: true } : {}) };
+      vms.push(inc);
+      const nonce = nonces.get(t.name);
+      // no await between listing the entries and asking for the quote: it covers at least these entries
+      if (nonce && t.tpm && !t.tpmBroken) quotes.push(t.tpm.quote(nonce).then((q) => void (inc.quote = q), (e) => this.#o.log(`agent: ${t.name}: no quote (${(e as Error).message})`)));
     }
-    if (vms.length === 0) return;
+    await Promise.all(quotes);
     const request: HostEvidenceRequestV1 = { vms };
     try {
       const answer = await this.#o.controller.postEvidence(this.#o.host, request);
@@ -462,7 +525,11 @@ export class Agent {
             t.sent = 0;
             t.reboot = true;
             more = true;
-          } else this.#o.log(`agent: evidence of ${r.vm} refused: ${r.error.code} ${r.error.message}`);
+          } else if (r.error.code === 'no_attestation_key') {
+            t.akRegistered = false;
+            more = true;
+          } else if (/^nonce_/.test(r.error.code)) more = true;
+          else this.#o.log(`agent: evidence of ${r.vm} refused: ${r.error.code} ${r.error.message}`);
           continue;
         }
         t.sent += counts.get(r.vm) ?? 0;

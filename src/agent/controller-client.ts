@@ -8,6 +8,7 @@ import type {
   HostEvidenceAnswerV1,
   HostEvidenceRequestV1,
   HostInventoryV1,
+  HostNoncesV1,
   HostReportV1,
   PlanV1,
 } from '../api/types.ts';
@@ -92,6 +93,17 @@ export class ControllerClient {
 
   async admission(request: AdmissionRequestV1): Promise<AdmissionAnswer> {
     return (await this.#call<AdmissionAnswer>('POST', '/api/v1/admission', request)).body!;
+  }
+
+  /** Register (or confirm) a VM's attestation key: its TPM2B_PUBLIC. */
+  async putAk(vm: string, ak: Buffer): Promise<void> {
+    await this.#call('PUT', `/api/v1/vms/${encodeURIComponent(vm)}/ak`, { ak: ak.toString('base64') });
+  }
+
+  /** A fresh nonce for each VM's next quote. */
+  async nonces(host: string, vms: string[]): Promise<Map<string, string>> {
+    const r = await this.#call<HostNoncesV1>('POST', `/api/v1/hosts/${encodeURIComponent(host)}/nonces`, { vms });
+    return new Map((r.body?.nonces ?? []).map((n) => [n.vm, n.nonce]));
   }
 
   /** What the host's data plane holds and what it dropped since the last report. */

@@ -14,6 +14,11 @@ export interface MeasureTargets {
   images?: string[];
   /** the guest's own IMA list, where it provides one */
   imaLog?: string;
+  /**
+   * a (v)TPM the host can quote: every entry extends its PCR 10 and each increment carries a quote over the
+   * controller's nonce. `{}`: the agent runs a swtpm for the VM (lab VMs); `{ tcti }`: a TPM reachable there.
+   */
+  tpm?: { tcti?: string };
 }
 
 export interface VmInfo {

@@ -72,5 +72,5 @@ export class LabDriver implements Driver {
 }
 
 function info(v: LabVm): VmInfo {
-  return { name: v.name, label: v.label, running: v.running, ports: v.running ? [v.port] : [], resources: [], measure: { root: v.root } };
+  return { name: v.name, label: v.label, running: v.running, ports: v.running ? [v.port] : [], resources: [], measure: { root: v.root, ...(v.vtpm ? { tpm: {} } : {}) } };
 }

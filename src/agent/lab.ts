@@ -21,6 +21,8 @@ export interface LabVm {
   label: string | null;
   root: string;
   running: boolean;
+  /** the VM has a vTPM (a swtpm the agent runs): its evidence comes with quotes */
+  vtpm?: boolean;
 }
 
 export interface Lab {
@@ -43,6 +45,8 @@ export interface LabSpec {
   dir: string;
   /** the third octet of 10.77.X.0/24 (tests give each lab its own) */
   subnet?: number;
+  /** give every VM a vTPM */
+  vtpm?: boolean;
 }
 
 const NAME = /^[a-z][a-z0-9]{0,5}$/;
@@ -113,7 +117,7 @@ export async function labUp(spec: LabSpec): Promise<Lab> {
     await execTool('ip', ['link', 'add', lab.bridge, 'type', 'bridge'], { netns: lab.hostNetns });
     await execTool('ip', ['link', 'set', lab.bridge, 'up'], { netns: lab.hostNetns });
     await execTool('ip', ['link', 'set', 'lo', 'up'], { netns: lab.hostNetns });
-    for (const { label, count } of spec.vms) for (let i = 0; i < count; i++) await addVm(lab, label);
+    for (const { label, count } of spec.vms) for (let i = 0; i < count; i++) await addVm(lab, label, undefined, spec.vtpm);
   } catch (e) {
     await labDown(spec.dir).catch(() => {});
     throw e;
@@ -132,7 +136,7 @@ export async function labAddVm(dir: string, label: string | null, name?: string)
   return addVm(lab, label, name);
 }
 
-async function addVm(lab: Lab, label: string | null, wanted?: string): Promise<LabVm> {
+async function addVm(lab: Lab, label: string | null, wanted?: string, vtpm?: boolean): Promise<LabVm> {
   const used = new Set(lab.vms.map((v) => v.name));
   const n = Math.max(0, ...lab.vms.map((v) => Number(v.port.slice(lab.name.length + 1)))) + 1;
   if (n > 250) throw new AgentError('bad_argument', `lab ${lab.name} is full (250 VMs)`);
@@ -140,7 +144,7 @@ async function addVm(lab: Lab, label: string | null, wanted?: string): Promise<L
   while (used.has(vmName(label ?? 'vm', i))) i++;
   const name = wanted ?? vmName(label ?? 'vm', i);
   const octets = lab.subnet.split('.');
-  const vm: LabVm = { name, netns: `${lab.name}-${name}`, ip: `${octets[0]}.${octets[1]}.${octets[2]}.${n + 1}`, port: `${lab.name}v${n}`, label, root: join(lab.dir, 'vms', name, 'root'), running: true };
+  const vm: LabVm = { name, netns: `${lab.name}-${name}`, ip: `${octets[0]}.${octets[1]}.${octets[2]}.${n + 1}`, port: `${lab.name}v${n}`, label, root: join(lab.dir, 'vms', name, 'root'), running: true, ...(vtpm ? { vtpm: true } : {}) };
   lab.vms.push(vm);
   writeLab(lab); // before making it: `labDown` must find whatever was made
   seedRoot(vm.root, vm);

@@ -14,9 +14,9 @@ function needRoot(): void {
   if (!isRoot()) throw new CliError('the lab makes network namespaces and veth links: run it as root');
 }
 
-export async function labUpCommand(o: { vms: string; dir?: string; name?: string }): Promise<number> {
+export async function labUpCommand(o: { vms: string; dir?: string; name?: string; vtpm?: boolean }): Promise<number> {
   needRoot();
-  const lab = await labUp({ vms: parseVmSpec(o.vms), dir: dirOf(o), name: o.name });
+  const lab = await labUp({ vms: parseVmSpec(o.vms), dir: dirOf(o), name: o.name, vtpm: o.vtpm });
   process.stdout.write(`lab ${lab.name} up: ${lab.vms.length} VMs on bridge ${lab.bridge} in namespace ${lab.hostNetns} (${lab.dir})\n`);
   for (const v of lab.vms) process.stdout.write(`  ${v.name.padEnd(12)} ${String(v.label).padEnd(12)} ${v.ip.padEnd(15)} port ${v.port}  netns ${v.netns}\n`);
   return 0;

@@ -175,6 +175,7 @@ export function buildProgram(): Command {
     .requiredOption('--vms <spec>', 'LABEL:COUNT,… e.g. blue:2,red:2')
     .option('--dir <dir>', 'the lab\'s folder (default /run/hueguard/lab)')
     .option('--name <name>', 'prefix of its namespaces and ports (default hg)')
+    .option('--vtpm', 'give every VM a vTPM (a swtpm the agent runs): its evidence then comes with quotes')
     .action(run(async (o) => (await import('./lab.ts')).labUpCommand(o)));
   lab
     .command('status')

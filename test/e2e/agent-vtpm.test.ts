@@ -1,0 +1,94 @@
+/**
+ * Lab VMs with a vTPM, as root: the agent runs a swtpm per VM, extends PCR 10 with every entry, registers the AK
+ * and sends each increment with a quote over the controller's nonce. The controller must find the quotes valid
+ * (the VMs turn trusted only on attested evidence), and a changed file still cuts its VM off.
+ */
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Agent } from '../../src/agent/agent.ts';
+import { ControllerClient } from '../../src/agent/controller-client.ts';
+import { LabDriver } from '../../src/agent/lab-driver.ts';
+import { labDown, labPing, labUp, type Lab } from '../../src/agent/lab.ts';
+import { NftEnforcer } from '../../src/agent/nftables.ts';
+import { nftUnavailable } from '../../src/agent/root.test-support.ts';
+import { vmTpmMissing } from '../../src/agent/vm-tpm.ts';
+import { buildApp, type App } from '../../src/server/app.ts';
+import { createToken } from '../../src/server/routes/tokens.ts';
+import { openSqliteStore } from '../../src/store/sqlite.ts';
+import type { Store } from '../../src/store/store.ts';
+
+const why = nftUnavailable() ?? vmTpmMissing();
+if (why) console.log(`# SKIP agent with vTPMs: ${why}`);
+
+describe('lab VMs with a vTPM: quoted evidence end to end', { skip: why ?? false }, () => {
+  let dir: string;
+  let store: Store;
+  let app: App;
+  let url: string;
+  let admin: string;
+  let lab: Lab;
+  let agent: Agent;
+  let driver: LabDriver;
+  let enforcer: NftEnforcer;
+  const logs: string[] = [];
+  const api = async <T = any>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return (text ? JSON.parse(text) : null) as T;
+  };
+  const until = async (what: string, f: () => Promise<boolean>, ms = 30_000) => {
+    const end = Date.now() + ms;
+    while (!(await f())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${logs.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hg-e2e-vtpm-'));
+    store = await openSqliteStore({ dir: join(dir, 'data') });
+    const ctx = { store, now: () => new Date() };
+    admin = (await createToken(ctx, { name: 'admin', role: 'admin', host: null })).secret;
+    const token = (await createToken(ctx, { name: 'agent', role: 'agent', host: 'tpm-host' })).secret;
+    app = await buildApp({ store, rateLimit: false });
+    await app.app.listen({ host: '127.0.0.1', port: 0 });
+    url = `http://127.0.0.1:${(app.app.server.address() as AddressInfo).port}`;
+    const d = await api<{ id: string }>('POST', '/api/v1/policy/drafts', { text: readFileSync(new URL('../../examples/demo.yaml', import.meta.url), 'utf8') });
+    await api('POST', `/api/v1/policy/drafts/${d.id}/publish`, { note: 'vtpm', mode: 'reject' });
+    lab = await labUp({ name: `t${process.pid % 10000}`, dir: join(dir, 'lab'), subnet: 40 + (process.pid % 20), vtpm: true, vms: [{ label: 'blue', count: 2 }] });
+    driver = new LabDriver(lab.dir);
+    enforcer = new NftEnforcer({ netns: lab.hostNetns });
+    agent = new Agent({ controller: new ControllerClient(url, token), host: 'tpm-host', hostLabel: null, driver, enforcer, stateDir: join(dir, 'agent'), socket: null, log: (l) => logs.push(l) });
+    await agent.start();
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await driver?.close();
+    await enforcer?.remove().catch(() => {});
+    if (lab) await labDown(lab.dir);
+    await app?.app.close();
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('both VMs turn trusted on quoted evidence, and talk', async () => {
+    await until('both trusted', async () => (await Promise.all(lab.vms.map((v) => api('GET', `/api/v1/vms/${v.name}/trust`).catch(() => ({ state: 'unknown' }))))).every((t) => t.state === 'trusted'));
+    const history = await api<{ reason: string }[]>('GET', `/api/v1/vms/blue-1/trust/history`);
+    assert.ok(history.some((h) => /quote|attested|covers|valid/i.test(h.reason)), `a quote was checked: ${JSON.stringify(history)}`);
+    await until('colored', async () => (agent.plan?.vms.filter((v) => v.colors.length > 0).length ?? 0) === 2);
+    assert.equal(await labPing(lab.vms[0], lab.vms[1].ip), true);
+  });
+
+  it('a changed file under a quote cuts the VM off', async () => {
+    appendFileSync(join(lab.vms[0].root, 'usr/bin/app'), '# changed\n');
+    await until('blue-1 untrusted', async () => (await api('GET', '/api/v1/vms/blue-1/trust')).state === 'untrusted');
+    await until('blue-1 isolated', async () => agent.plan?.vms.find((v) => v.name === 'blue-1')?.colors.length === 0);
+    assert.equal(await labPing(lab.vms[1], lab.vms[0].ip), false);
+  });
+});
