@@ -5,7 +5,8 @@
  * - Small files (≤ SMALL_FILE_MAX) are read synchronously, on the caller's thread, into one reused buffer:
  *   open → fstat → one read → close. A thread-pool round trip costs more than these syscalls, so a pool of 64
  *   async reads in flight hashed 20,000 files in 1.0–2.5 s, and this path in ~0.45 s (sha256sum: ~1.1 s). The
- *   caller (measure.ts) runs it in time slices and yields to the event loop between slices.
+ *   caller (measure.ts) runs it in time slices and yields to the event loop between slices, or has worker
+ *   threads run it (lookMany, packed for postMessage by packLooks, read back by PackedLookResults).
  * - Larger files and disk images are streamed: fs.read into two large buffers in turn, the next read in flight in
  *   the thread pool while the main thread hashes the previous chunk, so reading costs nothing next to SHA-256.
  *
@@ -47,14 +48,22 @@ export const STREAM_CHUNK = 8 << 20;
 const OPEN_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
 const OPEN_FOLLOW = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
+/** What a look keeps of a stat: what a measurer remembers of a file and compares the next time. */
+export interface LookStat {
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  ino: bigint;
+}
+
 /** What one look at a path found. */
 export type Look =
-  | { kind: 'file' | 'symlink'; stat: BigIntStats; digest: Uint8Array }
+  | { kind: 'file' | 'symlink'; stat: LookStat; digest: Uint8Array }
   /** a regular file too large for the synchronous path: the caller streams it (streamFd) and closes fd */
-  | { kind: 'large'; fd: number; stat: BigIntStats }
-  | { kind: 'unreadable'; error: string; stat?: BigIntStats }
+  | { kind: 'large'; fd: number; stat: LookStat }
+  | { kind: 'unreadable'; error: string; stat?: LookStat }
   | { kind: 'absent' }
-  | { kind: 'dir'; stat: BigIntStats }
+  | { kind: 'dir'; stat: LookStat }
   /** a FIFO, socket or device: never measured */
   | { kind: 'other' };
 
@@ -134,6 +143,123 @@ export function lookSync(path: string, hint: 'file' | 'symlink' | undefined, dep
   } finally {
     if (!keepOpen) closeSync(fd);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Many looks at once, on another thread (src/agent/measure-pool.ts runs lookMany in worker threads)
+
+/** What a listing says a path is, for lookSync: a link is read as a link. */
+export type LookHint = 'file' | 'symlink';
+
+/**
+ * lookSync on each path. A large file is not streamed here but closed and given as null: the caller looks at it
+ * again on its own thread, where streaming overlaps reading and hashing.
+ */
+export function lookMany(paths: readonly string[], hints: readonly LookHint[]): (Look | null)[] {
+  const out: (Look | null)[] = new Array(paths.length);
+  for (let i = 0; i < paths.length; i++) {
+    const look = lookSync(paths[i], hints[i]);
+    if (look.kind === 'large') {
+      closeSync(look.fd);
+      out[i] = null;
+    } else out[i] = look;
+  }
+  return out;
+}
+
+/**
+ * Looks packed for postMessage, two buffers to transfer (no structured clone of an object per file): per look a
+ * 40-byte record (kind, whether there is a stat, size, mtimeNs, ctimeNs, ino) and a 32-byte digest; errno codes
+ * of unreadable files aside.
+ */
+export interface PackedLooks {
+  meta: ArrayBuffer;
+  digests: ArrayBuffer;
+  /** index → errno code, for the unreadable ones */
+  errors: Record<number, string>;
+}
+const PACKED_KINDS = ['file', 'symlink', 'unreadable', 'absent', 'dir', 'other', 'again'] as const;
+const KIND_CODE: Record<string, number> = Object.fromEntries(PACKED_KINDS.map((k, i) => [k, i]));
+const META = 40;
+
+export function packLooks(looks: readonly (Look | null)[]): PackedLooks {
+  const meta = new ArrayBuffer(looks.length * META);
+  const digests = new Uint8Array(looks.length * 32);
+  const dv = new DataView(meta);
+  const errors: Record<number, string> = {};
+  for (let i = 0; i < looks.length; i++) {
+    const l = looks[i];
+    const o = i * META;
+    dv.setUint8(o, KIND_CODE[l === null || l.kind === 'large' ? 'again' : l.kind]);
+    const st = l !== null && 'stat' in l ? l.stat : undefined;
+    if (st !== undefined) {
+      dv.setUint8(o + 1, 1);
+      dv.setBigUint64(o + 8, st.size);
+      dv.setBigUint64(o + 16, st.mtimeNs);
+      dv.setBigUint64(o + 24, st.ctimeNs);
+      dv.setBigUint64(o + 32, st.ino);
+    }
+    if (l?.kind === 'file' || l?.kind === 'symlink') digests.set(l.digest, i * 32);
+    else if (l?.kind === 'unreadable') errors[i] = l.error;
+  }
+  return { meta, digests: digests.buffer, errors };
+}
+
+/**
+ * What a worker thread does with a batch (src/agent/measure-pool.ts): the paths joined by NUL (a path cannot hold
+ * one), one hint character per path (`f`, or `s` for a link), looked at and packed.
+ */
+export function lookPacked(paths: string, hints: string): PackedLooks {
+  const ps = hints.length === 0 ? [] : paths.split('\0');
+  const hs: LookHint[] = new Array(ps.length);
+  for (let i = 0; i < ps.length; i++) hs[i] = hints.charCodeAt(i) === 115 /* s */ ? 'symlink' : 'file';
+  return packLooks(lookMany(ps, hs));
+}
+
+/**
+ * Packed looks read one at a time, when the measurer gets to each path: decoding all at once would make objects
+ * that wait (and age) until then.
+ */
+export class PackedLookResults {
+  readonly length: number;
+  private readonly dv: DataView;
+  constructor(private readonly p: PackedLooks) {
+    this.dv = new DataView(p.meta);
+    this.length = p.meta.byteLength / META;
+  }
+
+  at(i: number): Look | null | undefined {
+    if (!(i >= 0 && i < this.length)) return undefined;
+    const dv = this.dv;
+    const o = i * META;
+    const kind = PACKED_KINDS[dv.getUint8(o)];
+    const stat: LookStat | undefined =
+      dv.getUint8(o + 1) === 1
+        ? { size: dv.getBigUint64(o + 8), mtimeNs: dv.getBigUint64(o + 16), ctimeNs: dv.getBigUint64(o + 24), ino: dv.getBigUint64(o + 32) }
+        : undefined;
+    switch (kind) {
+      case 'file':
+      case 'symlink':
+        // a Buffer, as node:crypto's digests are on the sequential path: entries compare equal either way
+        return { kind, stat: stat as LookStat, digest: Buffer.from(this.p.digests, i * 32, 32) };
+      case 'unreadable': {
+        const error = this.p.errors[i] ?? 'EIO';
+        return stat === undefined ? { kind, error } : { kind, error, stat };
+      }
+      case 'dir':
+        return { kind, stat: stat as LookStat };
+      case 'absent':
+      case 'other':
+        return { kind };
+      default:
+        return null;
+    }
+  }
+}
+
+export function unpackLooks(p: PackedLooks): (Look | null)[] {
+  const r = new PackedLookResults(p);
+  return Array.from({ length: r.length }, (_, i) => r.at(i) as Look | null);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

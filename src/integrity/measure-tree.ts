@@ -77,8 +77,10 @@ function kindOf(e: Dirent, path: string): ListedKind | 'dir' {
 export const MAX_TREE_DEPTH = 256;
 
 /**
- * List the tree below the directory `root` (not the root itself), `concurrency` directories at a time, into a
- * new Map or into `into`.
+ * List the tree below the directory `root` (not the root itself) into a new Map or into `into`. Directories are
+ * visited depth first in path order (a measurer with a Looker starts reading files as they are listed, and then
+ * records them in path order: the closer the two orders, the less it waits), each directory's subdirectories
+ * read ahead, `concurrency` reads at a time. Files within one directory come in the order readdir gives.
  * `onDir(dir)` is called for each directory (the root included) just before it is read, so that a watch set up
  * there misses nothing that the listing does not show. A directory that vanishes while listed is skipped.
  */
@@ -88,40 +90,62 @@ export interface ListOptions {
 }
 export function listTree(root: string, opts?: ListOptions): Promise<Listing>;
 export function listTree<S extends ListingSink>(root: string, opts: ListOptions & { into: S }): Promise<Listing<S>>;
-export function listTree(root: string, opts: ListOptions & { into?: ListingSink } = {}): Promise<Listing<ListingSink>> {
+export async function listTree(root: string, opts: ListOptions & { into?: ListingSink } = {}): Promise<Listing<ListingSink>> {
   const limit = Math.max(1, opts.concurrency ?? 8);
   const listing: Listing<ListingSink> = { entries: opts.into ?? new Map<string, ListedKind>(), unlistable: new Map() };
-  const queue: [string, number][] = [[root, 0]];
+  type Read = Dirent[] | { error: string };
+  interface Dir {
+    path: string;
+    depth: number;
+    read?: Promise<Read>;
+  }
+  // reads are started in the order asked for, `limit` at a time
+  const waiting: { dir: Dir; resolve: (r: Read) => void }[] = [];
   let active = 0;
-  return new Promise((resolve) => {
-    const pump = () => {
-      while (active < limit && queue.length > 0) {
-        const [dir, depth] = queue.pop() as [string, number];
-        if (depth > MAX_TREE_DEPTH) {
-          // deeper than any real tree: a bind mount of a parent inside the tree, most likely
-          listing.unlistable.set(dir, 'ELOOP');
-          continue;
-        }
-        active++;
-        opts.onDir?.(dir);
-        readdir(dir, { withFileTypes: true }, (err, ents) => {
-          active--;
-          if (err) {
-            const code = errCode(err);
-            if (code !== 'ENOENT' && code !== 'ENOTDIR') listing.unlistable.set(dir, code);
-          } else {
-            for (const e of ents) {
-              const path = joinPath(dir, e.name);
-              const kind = kindOf(e, path);
-              if (kind === 'dir') queue.push([path, depth + 1]);
-              else listing.entries.set(path, kind);
-            }
-          }
-          pump();
-          if (active === 0 && queue.length === 0) resolve(listing);
-        });
-      }
-    };
+  const pump = (): void => {
+    while (active < limit && waiting.length > 0) {
+      const { dir, resolve } = waiting.shift() as (typeof waiting)[number];
+      active++;
+      opts.onDir?.(dir.path);
+      readdir(dir.path, { withFileTypes: true }, (err, ents) => {
+        active--;
+        resolve(err ? { error: errCode(err) } : ents);
+        pump();
+      });
+    }
+  };
+  const ask = (dir: Dir): void => {
+    dir.read = new Promise((resolve) => waiting.push({ dir, resolve }));
     pump();
-  });
+  };
+  // depth first: the next directory to visit is on top
+  const first: Dir = { path: root, depth: 0 };
+  ask(first);
+  const stack: Dir[] = [first];
+  while (stack.length > 0) {
+    const dir = stack.pop() as Dir;
+    const r = await (dir.read as Promise<Read>);
+    if (!Array.isArray(r)) {
+      if (r.error !== 'ENOENT' && r.error !== 'ENOTDIR') listing.unlistable.set(dir.path, r.error);
+      continue;
+    }
+    const subdirs: Dir[] = [];
+    for (const e of r) {
+      const path = joinPath(dir.path, e.name);
+      const kind = kindOf(e, path);
+      if (kind !== 'dir') listing.entries.set(path, kind);
+      else if (dir.depth + 1 > MAX_TREE_DEPTH) {
+        // deeper than any real tree: a bind mount of a parent inside the tree, most likely
+        listing.unlistable.set(path, 'ELOOP');
+      } else subdirs.push({ path, depth: dir.depth + 1 });
+    }
+    if (subdirs.length === 0) continue;
+    // in path order: a directory's contents sort as its name followed by '/'
+    const keys = sortPaths(subdirs.map((d) => `${d.path}/`));
+    const byKey = new Map(subdirs.map((d) => [`${d.path}/`, d]));
+    const ordered = keys.map((k) => byKey.get(k) as Dir);
+    for (const d of ordered) ask(d);
+    for (let i = ordered.length - 1; i >= 0; i--) stack.push(ordered[i]);
+  }
+  return listing;
 }

@@ -22,21 +22,45 @@
  * - `normalizeDomainXml(xml)` / `measureDomainXml(xml, name)`: a libvirt domain definition (domain-xml.ts).
  *
  * Reading is synchronous for small files, in slices of `sliceMs` between which the event loop runs (see
- * measure-read.ts for why: on this machine it is 2–4× faster than a pool of async reads).
+ * measure-read.ts for why: on this machine it is 2–4× faster than a pool of async reads). With a `looker` (worker
+ * threads, src/agent/measure-pool.ts) new files are read and hashed elsewhere, sent as they are listed; this
+ * thread still decides, records and emits in path order, so the entries and the state are the same either way.
  */
 import { realpath, lstatSync, statSync, type BigIntStats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { IntegrityError, IntegrityErrorCode } from './errors.ts';
 import type { ImaEntry } from './ima-entry.ts';
 import { pathEntry } from './measure-entry.ts';
-import { closeP, errCode, lookSync, streamFd, streamPath, type Look } from './measure-read.ts';
+import { closeP, errCode, lookSync, streamFd, streamPath, type Look, type LookHint, type LookStat } from './measure-read.ts';
 import { RACY_WINDOW_MS, parseState, sameStat, serializeState, type FileState } from './measure-state.ts';
-import { isUnder, listTree, sortPaths, type ListedKind } from './measure-tree.ts';
+import { isUnder, listTree, sortPaths, type ListedKind, type ListingSink } from './measure-tree.ts';
 import { TreeWatcher } from './measure-watch.ts';
 
 export { MARK, MEASURE_PCR, ZERO_DIGEST, imaNgEntry, measurementName, parseMeasuredName, pathEntry } from './measure-entry.ts';
 export { normalizeDomainXml, measureDomainXml, domainEntryName } from './domain-xml.ts';
 export type { FileState } from './measure-state.ts';
+export { lookMany, packLooks, PackedLookResults, unpackLooks, type Look, type LookHint, type LookStat, type PackedLooks } from './measure-read.ts';
+
+/**
+ * Looks at many paths at once, elsewhere: on other threads (src/agent/measure-pool.ts), so that reading and
+ * hashing small files, which is mostly syscalls, uses every core. Each result must be what `lookMany` gives for
+ * the path (the measurer's own lookSync, a large file as null); null, or a rejection, makes the measurer look at
+ * the path itself. The measurer still decides, records and emits, in path order, on its own thread.
+ */
+export interface Looker {
+  look(paths: readonly string[], hints: readonly LookHint[]): Promise<LookResults>;
+  /** how many batches it works on at once (threads): the measurer keeps twice as many in flight */
+  readonly parallelism: number;
+}
+
+/** What a Looker answers: an array, or anything that reads like one (a packed batch decoded on demand). */
+export interface LookResults {
+  readonly length: number;
+  at(i: number): Look | null | undefined;
+}
+
+/** Paths per batch handed to a Looker: large enough that a message costs little per file. */
+export const LOOK_BATCH = 256;
 
 function unreadableError(path: string, code: string): IntegrityError {
   return new IntegrityError(IntegrityErrorCode.measureUnreadable, `cannot be measured (${code})`, { file: path });
@@ -62,8 +86,8 @@ export async function measureFile(path: string): Promise<ImaEntry> {
 export const measureImage = measureFile;
 
 /** One pass over files and trees: their entries in path order. */
-export async function measureTree(roots: string | string[], opts: { onError?: (e: Error) => void } = {}): Promise<ImaEntry[]> {
-  const m = new Measurer({ roots: typeof roots === 'string' ? [roots] : roots, onError: opts.onError });
+export async function measureTree(roots: string | string[], opts: { onError?: (e: Error) => void; looker?: Looker } = {}): Promise<ImaEntry[]> {
+  const m = new Measurer({ roots: typeof roots === 'string' ? [roots] : roots, onError: opts.onError, looker: opts.looker });
   try {
     return await m.start();
   } finally {
@@ -88,6 +112,8 @@ export interface MeasurerOptions {
   sliceMs?: number;
   /** whether the watches keep the process alive (default true) */
   persistent?: boolean;
+  /** reads and hashes new files elsewhere (other threads); the results are the same as without it */
+  looker?: Looker;
 }
 
 /** What a listing or an event says a path is: a listed kind, or gone. */
@@ -100,7 +126,21 @@ interface Work {
   stats: Map<string, BigIntStats>;
   /** directories that could not be listed, with the errno code */
   unlistable: Map<string, string>;
+  /** looks sent to the Looker (while listing, then ahead of recording): by path, aheadRef(batch, index, hint) */
+  ahead?: Map<string, number>;
+  batches?: AheadBatch[];
 }
+
+/** A batch of looks sent to a Looker; the racy threshold was taken before it was sent, so before its reads. */
+interface AheadBatch {
+  racyFrom: bigint;
+  looks: Promise<LookResults | null>;
+  /** the results once in (null: the looker failed) */
+  done: LookResults | null | undefined;
+}
+// one small integer per path, not an object: 100,000 paths are 100,000 objects fewer for the collector
+const aheadRef = (batch: number, i: number, hint: LookHint): number => (batch * LOOK_BATCH + i) * 2 + (hint === 'symlink' ? 1 : 0);
+const refHint = (ref: number): LookHint => (ref & 1 ? 'symlink' : 'file');
 const newWork = (): Work => ({ hints: new Map(), stats: new Map(), unlistable: new Map() });
 
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
@@ -301,7 +341,11 @@ export class Measurer {
   /** List a directory into the work (watching what it holds) and mark remembered paths below it not listed. */
   private async listInto(dir: string, work: Work): Promise<void> {
     const w = this.watcher;
-    const listing = await listTree(dir, w === undefined ? { into: work.hints } : { onDir: (d) => w.add(d), into: work.hints });
+    const looker = this.opts.looker;
+    // with a Looker, files are sent to it as they are listed: reading them overlaps the rest of the listing
+    const sink = looker === undefined ? work.hints : this.aheadSink(looker, work);
+    const listing = await listTree(dir, w === undefined ? { into: sink } : { onDir: (d) => w.add(d), into: sink });
+    if (sink !== work.hints) (sink as ReturnType<Measurer['aheadSink']>).flush();
     for (const [d, code] of listing.unlistable) {
       work.hints.set(d, 'unreadable');
       work.unlistable.set(d, code);
@@ -358,6 +402,8 @@ export class Measurer {
   /** Look at every path of the work in path order, in slices, emitting entries as they come. */
   private async apply(work: Work): Promise<void> {
     const paths = sortPaths([...work.hints.keys()]);
+    const looker = this.opts.looker;
+    if (looker !== undefined && (paths.length > LOOK_BATCH || work.ahead !== undefined)) return this.applyWith(looker, work, paths);
     let sliceEnd = performance.now() + this.sliceMs;
     this.racyFrom = this.racyThreshold();
     for (let i = 0; i < paths.length; i++) {
@@ -375,6 +421,105 @@ export class Measurer {
   }
 
   /**
+   * apply() with the looks made by a Looker: those sent while listing, and the rest sent here, batch by batch,
+   * ahead of recording. Only paths that step() would look at without a stat first are sent (new, racy or
+   * unreadable ones): a remembered file costs one lstat here.
+   */
+  private async applyWith(looker: Looker, work: Work, paths: string[]): Promise<void> {
+    const window = Math.max(2, 2 * looker.parallelism) * LOOK_BATCH;
+    let sent = 0;
+    const sendUpTo = (end: number): void => {
+      for (; sent < end; ) {
+        const to = Math.min(end, sent + LOOK_BATCH);
+        const ps: string[] = [];
+        const hints: LookHint[] = [];
+        for (let i = sent; i < to; i++) {
+          const p = paths[i];
+          const h = this.lookAhead(p, work.hints.get(p) as Hint, work.unlistable.size === 0 ? undefined : work.unlistable.get(p));
+          const ref = work.ahead?.get(p);
+          if (h !== undefined && (ref === undefined || refHint(ref) !== h)) {
+            ps.push(p);
+            hints.push(h);
+          }
+        }
+        if (ps.length > 0) this.sendAhead(looker, work, ps, hints);
+        sent = to;
+      }
+    };
+    let sliceEnd = performance.now() + this.sliceMs;
+    this.racyFrom = this.racyThreshold();
+    for (let i = 0; i < paths.length; i++) {
+      if ((i & 15) === 15 && performance.now() > sliceEnd) {
+        await yieldToLoop();
+        sliceEnd = performance.now() + this.sliceMs;
+        this.racyFrom = this.racyThreshold();
+      }
+      const p = paths[i];
+      const hint = work.hints.get(p) as Hint;
+      const st = work.stats.size === 0 ? undefined : work.stats.get(p);
+      const unlistable = work.unlistable.size === 0 ? undefined : work.unlistable.get(p);
+      // keep `window` paths ahead sent (those the listing did not send), so the looker works while this thread records
+      if (sent < paths.length && sent + LOOK_BATCH <= i + window) sendUpTo(Math.min(paths.length, sent + LOOK_BATCH));
+      const ref = work.ahead?.get(p);
+      let pending: void | Promise<void>;
+      // the look made ahead stands for the one step() would make, if the path is still what it was sent as
+      if (ref !== undefined && unlistable === undefined && hint === refHint(ref)) {
+        const batch = (work.batches as AheadBatch[])[Math.floor(ref / (2 * LOOK_BATCH))];
+        const looks = batch.done !== undefined ? batch.done : await batch.looks;
+        const pre = looks?.at((ref >> 1) % LOOK_BATCH);
+        // null: the looker failed, or left this one (a large file) to this thread
+        pending = pre == null ? this.step(p, hint, st, unlistable) : this.step(p, hint, st, unlistable, pre, batch.racyFrom);
+      } else pending = this.step(p, hint, st, unlistable);
+      if (pending !== undefined) await pending;
+    }
+  }
+
+  /** Send paths to the Looker; the racy threshold is taken first, so before any of their reads. */
+  private sendAhead(looker: Looker, work: Work, paths: string[], hints: LookHint[]): void {
+    const batch: AheadBatch = { racyFrom: this.racyThreshold(), looks: Promise.resolve(null), done: undefined };
+    const n = paths.length;
+    batch.looks = looker.look(paths, hints).then(
+      (r) => (batch.done = r.length === n ? r : null),
+      () => (batch.done = null), // the looker failed: this thread looks at them itself
+    );
+    const batches = (work.batches ??= []);
+    const ahead = (work.ahead ??= new Map());
+    const b = batches.push(batch) - 1;
+    for (let i = 0; i < n; i++) ahead.set(paths[i], aheadRef(b, i, hints[i]));
+  }
+
+  /** A listing sink that also sends what step() will look at to the Looker, LOOK_BATCH paths at a time. */
+  private aheadSink(looker: Looker, work: Work): ListingSink & { flush(): void } {
+    let paths: string[] = [];
+    let hints: LookHint[] = [];
+    const flush = (): void => {
+      if (paths.length === 0) return;
+      this.sendAhead(looker, work, paths, hints);
+      paths = [];
+      hints = [];
+    };
+    return {
+      set: (path: string, kind: ListedKind) => {
+        work.hints.set(path, kind);
+        const h = this.lookAhead(path, kind, undefined);
+        if (h === undefined) return;
+        paths.push(path);
+        hints.push(h);
+        if (paths.length === LOOK_BATCH) flush();
+      },
+      flush,
+    };
+  }
+
+  /** The hint to look at `p` with when step() would look at it straight away (no stat to compare first). */
+  private lookAhead(p: string, hint: Hint, unlistable: string | undefined): LookHint | undefined {
+    if (unlistable !== undefined || (hint !== 'file' && hint !== 'symlink')) return undefined;
+    const prev = this.files.get(p);
+    if (prev !== undefined && prev.kind !== 'unreadable' && prev.racy !== true) return undefined;
+    return hint;
+  }
+
+  /**
    * A file whose ctime is at or after this (ns since the epoch) may have been written again within the clock tick
    * it was hashed in. Taken once per slice, before the slice's reads: an earlier threshold only marks more files.
    */
@@ -382,8 +527,11 @@ export class Measurer {
     return BigInt(Math.floor(this.now() - RACY_WINDOW_MS)) * 1_000_000n;
   }
 
-  /** One path: compare with what is remembered, hash if it may have changed, emit an entry if it did. */
-  private step(p: string, hint: Hint, st: BigIntStats | undefined, unlistable: string | undefined): void | Promise<void> {
+  /**
+   * One path: compare with what is remembered, hash if it may have changed, emit an entry if it did. `pre`: the
+   * look made ahead (applyWith, only where lookAhead said so), with the racy threshold taken before it.
+   */
+  private step(p: string, hint: Hint, st: BigIntStats | undefined, unlistable: string | undefined, pre?: Look, preRacyFrom = this.racyFrom): void | Promise<void> {
     const prev = this.files.get(p);
     if (unlistable !== undefined) {
       this.files.set(p, {
@@ -407,12 +555,13 @@ export class Measurer {
       }
       if (now !== undefined && sameStat(prev, now) && (prev.kind === 'symlink') === now.isSymbolicLink()) return;
     }
+    if (pre !== undefined) return this.record(p, prev, pre, preRacyFrom);
     const look = lookSync(p, hint === 'symlink' ? 'symlink' : 'file');
     if (look.kind === 'large') return this.streamLarge(p, prev, look.fd, look.stat, this.racyFrom);
     return this.record(p, prev, look, this.racyFrom);
   }
 
-  private async streamLarge(p: string, prev: FileState | undefined, fd: number, stat: BigIntStats, racyFrom: bigint): Promise<void> {
+  private async streamLarge(p: string, prev: FileState | undefined, fd: number, stat: LookStat, racyFrom: bigint): Promise<void> {
     let look: Look;
     try {
       look = { kind: 'file', stat, digest: await streamFd(fd) };

@@ -18,7 +18,9 @@ import {
   clockStateOf,
   computePcrDigest,
   quoteSummary,
-  verifyQuote,
+  verifyQuote as verifyQuoteSync,
+  verifyQuoteAsync,
+  verifyQuotes,
   type CheckName,
   type QuoteVerification,
   type VerifyQuoteInput,
@@ -29,6 +31,16 @@ import { parsePcrFile, parsePcrValues, type PcrBanks } from './tpm-pcr-file.ts';
 import { loadAttestationKey, parsePublic } from './tpm-public.ts';
 
 const DATA = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'tpm');
+
+/**
+ * Every input the tests below give the sync verifier, good and bad (every bit flip included): the last suite runs
+ * them all again through verifyQuoteAsync and verifyQuotes, which must agree exactly.
+ */
+const recorded: VerifyQuoteInput[] = [];
+function verifyQuote(input: VerifyQuoteInput): QuoteVerification {
+  recorded.push(input);
+  return verifyQuoteSync(input);
+}
 const read = (...p: string[]): Buffer => readFileSync(join(DATA, ...p));
 
 // ---- the test's own readers (Buffer reads, independent of the tpm-*.ts parsers) --------------------------------
@@ -420,13 +432,22 @@ describe('quotes made now by swtpm', { skip: skipLive }, () => {
 // ---- speed --------------------------------------------------------------------------------------------------------
 
 describe('speed', () => {
-  it('verifications per second (reported; the floor only catches pathologies)', (t) => {
+  it('verifications per second (reported; the floor only catches pathologies)', async (t) => {
+    // the unrecorded verifier: these 6,000 calls need not be checked again by the last suite
     const rate = (input: VerifyQuoteInput): number => {
-      for (let i = 0; i < 200; i++) assert.equal(verifyQuote(input).valid, true);
+      for (let i = 0; i < 200; i++) assert.equal(verifyQuoteSync(input).valid, true);
       const n = 3000;
       const t0 = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) verifyQuote(input);
+      for (let i = 0; i < n; i++) verifyQuoteSync(input);
       return Math.round(n / (Number(process.hrtime.bigint() - t0) / 1e9));
+    };
+    const rateAsync = async (input: VerifyQuoteInput): Promise<number> => {
+      const batch = new Array<VerifyQuoteInput>(3000).fill(input);
+      await verifyQuotes(batch.slice(0, 200));
+      const t0 = process.hrtime.bigint();
+      const rs = await verifyQuotes(batch);
+      assert.ok(rs.every((r) => !(r instanceof IntegrityError) && r.valid));
+      return Math.round(batch.length / (Number(process.hrtime.bigint() - t0) / 1e9));
     };
     const hpe = {
       attest: read('hpe', 'quote_message_tpms_attest.bin'),
@@ -444,6 +465,60 @@ describe('speed', () => {
     const rsa = rate(hpe);
     const ec = rate(ecc);
     t.diagnostic(`RSASSA-2048 (HPE, all checks): ${rsa}/s; ECDSA P-256 (swtpm, all checks): ${ec}/s — one thread`);
+    t.diagnostic(`verifyQuotes, 64 in flight: RSASSA-2048 ${await rateAsync(hpe)}/s; ECDSA P-256 ${await rateAsync(ecc)}/s — the thread pool`);
     assert.ok(rsa > 1000 && ec > 1000, `${rsa}/s, ${ec}/s`);
   });
 });
+
+// ---- the async verifier -------------------------------------------------------------------------------------------
+
+/** A verdict, or the IntegrityError's code and message (anything else thrown fails the test). */
+type Outcome = QuoteVerification | { error: string; message: string };
+const asOutcome = (e: unknown): Outcome => {
+  if (e instanceof IntegrityError) return { error: e.code, message: e.message };
+  throw e;
+};
+function syncOutcome(input: VerifyQuoteInput): Outcome {
+  try {
+    return verifyQuoteSync(input);
+  } catch (e) {
+    return asOutcome(e);
+  }
+}
+
+describe('verifyQuoteAsync and verifyQuotes (signatures verified in the thread pool)', () => {
+  it('give what verifyQuote gave, check by check, on every input above (real files, live quotes, every bit flip)', { timeout: 120_000 }, async (t) => {
+    const inputs = [...recorded];
+    // the suites above must have fed it good and bad quotes, errors included, or this proves little
+    assert.ok(inputs.length > 100, `${inputs.length} inputs`);
+    const want = inputs.map(syncOutcome);
+    const tally = new Map<string, number>();
+    for (const w of want) {
+      const k = 'error' in w ? `error ${w.error}` : w.valid ? 'valid' : `failed ${w.failed}`;
+      tally.set(k, (tally.get(k) ?? 0) + 1);
+    }
+    for (const k of ['valid', 'failed signature', 'failed nonce', 'failed pcrDigest', 'failed clock']) assert.ok(tally.has(k), `no input gave ${k}`);
+    t.diagnostic([...tally].map(([k, n]) => `${k}: ${n}`).join('; '));
+    // one at a time
+    for (let i = 0; i < inputs.length; i += 97) {
+      const got = await verifyQuoteAsync(inputs[i]).then((r) => r as Outcome, asOutcome);
+      assert.deepEqual(got, want[i], `input ${i}`);
+    }
+    // all of them, many in flight, in input order
+    const batch = (await verifyQuotes(inputs)).map((r) => (r instanceof IntegrityError ? asOutcome(r) : r));
+    assert.equal(batch.length, want.length);
+    for (let i = 0; i < want.length; i++) assert.deepEqual(batch[i], want[i], `input ${i}`);
+    // and with one in flight
+    const one = await verifyQuotes(inputs.slice(0, 50), { inFlight: 1 });
+    for (let i = 0; i < one.length; i++) assert.deepEqual(one[i] instanceof IntegrityError ? asOutcome(one[i]) : one[i], want[i]);
+  });
+
+  it('an unreadable quote rejects with the same IntegrityError; an empty batch is empty', async () => {
+    const input: VerifyQuoteInput = { attest: Buffer.alloc(3), signature: Buffer.alloc(0), ak: read('hpe', 'ak_tpm2b_public.bin') };
+    const want = syncOutcome(input);
+    assert.ok('error' in want);
+    await assert.rejects(verifyQuoteAsync(input), (e: unknown) => e instanceof IntegrityError && e.code === want.error && e.message === want.message);
+    assert.deepEqual(await verifyQuotes([]), []);
+  });
+});
+
