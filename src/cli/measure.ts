@@ -7,6 +7,7 @@
  * since (new, changed, deleted files). With `--watch`, it goes on printing new entries as files change, until
  * Ctrl-C or SIGTERM, and then saves the state.
  */
+import { MeasurePool } from '../agent/measure-pool.ts';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { formatAsciiLine, type ImaEntry } from '../integrity/ima-entry.ts';
 import { measureDomainXml, Measurer } from '../integrity/measure.ts';
@@ -42,7 +43,9 @@ export async function measure(paths: string[], o: { domain?: string[]; state?: s
   }
   if (paths.length === 0) return 0;
 
-  const m = new Measurer({ roots: paths, watch: o.watch, onError, onEntry: o.watch ? print : undefined });
+  // the first pass reads and hashes new files on worker threads (src/agent/measure-pool.ts): same entries, both cores
+  const pool = new MeasurePool();
+  const m = new Measurer({ roots: paths, watch: o.watch, onError, onEntry: o.watch ? print : undefined, looker: pool });
   if (o.state !== undefined && existsSync(o.state)) {
     const text = readFileSync(o.state, 'utf8');
     await integrity(o.state, () => m.loadState(text));
@@ -56,6 +59,7 @@ export async function measure(paths: string[], o: { domain?: string[]; state?: s
     });
   }
   await m.close();
+  await pool.close();
   if (o.state !== undefined) saveState(o.state, m.saveState());
   return failures > 0 ? 1 : 0;
 }
