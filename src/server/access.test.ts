@@ -54,7 +54,7 @@ const CASES: Case[] = [
   { route: 'GET /api/v1/policy/diff', allowed: READERS, request: async () => ({ path: '/api/v1/policy/diff?from=1&to=1' }) },
   { route: 'GET /api/v1/policy/drafts', allowed: READERS, request: async () => ({ path: '/api/v1/policy/drafts' }) },
   { route: 'GET /api/v1/policy/drafts/:id', allowed: READERS, request: async (s) => ({ path: `/api/v1/policy/drafts/${await newDraft(s)}` }) },
-  { route: 'GET /api/v1/policy/drafts/:id/preview', allowed: READERS, request: async (s) => ({ path: `/api/v1/policy/drafts/${await newDraft(s)}/preview` }) },
+  { route: 'GET /api/v1/policy/drafts/:id/preview', allowed: ['operator', 'admin'], request: async (s) => ({ path: `/api/v1/policy/drafts/${await newDraft(s)}/preview` }) },
   { route: 'POST /api/v1/policy/drafts/:id/validate', allowed: READERS, request: async (s) => ({ path: `/api/v1/policy/drafts/${await newDraft(s)}/validate` }) },
   { route: 'POST /api/v1/policy/drafts', allowed: ['admin'], request: async () => ({ path: '/api/v1/policy/drafts', raw: { type: 'application/yaml', text: LAB } }) },
   { route: 'PUT /api/v1/policy/drafts/:id', allowed: ['admin'], request: async () => ({ path: `/api/v1/policy/drafts/${fresh('d')}`, body: { text: LAB } }) },
@@ -100,6 +100,9 @@ const CASES: Case[] = [
   { route: 'POST /api/v1/vms/:name/nonce', allowed: ['operator', 'admin', 'agent'], request: async () => ({ path: '/api/v1/vms/web/nonce' }) },
   // an empty increment: appraises nothing, changes nothing (the agent of web's host only)
   { route: 'POST /api/v1/vms/:name/evidence', allowed: ['agent'], request: async () => ({ path: '/api/v1/vms/web/evidence', body: { entries: [] } }) },
+  { route: 'POST /api/v1/hosts/:name/nonces', allowed: ['operator', 'admin', 'agent'], request: async () => ({ path: `/api/v1/hosts/${AGENT_HOST}/nonces`, body: { vms: ['web'] } }) },
+  // the same for every VM of the host, in one request (the host's agent only)
+  { route: 'POST /api/v1/hosts/:name/evidence', allowed: ['agent'], request: async () => ({ path: `/api/v1/hosts/${AGENT_HOST}/evidence`, body: { vms: [{ vm: 'web', entries: [] }] } }) },
   // the same key every time: registered once, then a no-op for every caller allowed to register
   { route: 'PUT /api/v1/vms/:name/ak', allowed: ['operator', 'admin', 'agent'], request: async () => ({ path: '/api/v1/vms/web/ak', body: { ak: MATRIX_AK } }) },
   { route: 'GET /api/v1/vms/:name/trust', allowed: READERS, request: async () => ({ path: '/api/v1/vms/web/trust' }) },
@@ -118,6 +121,10 @@ const CASES: Case[] = [
       return { path: '/api/v1/vms/web/readmit', body: { reason: 'matrix', mode: 'baseline' } };
     },
   },
+  // the agent's report of its data plane; reading it: everyone (the host's own agent too)
+  { route: 'PUT /api/v1/hosts/:name/report', allowed: ['agent'], request: async () => ({ path: `/api/v1/hosts/${AGENT_HOST}/report`, body: { appliedPlan: null, planError: null, blocked: [] } }) },
+  { route: 'GET /api/v1/hosts/:name/report', allowed: EVERYONE, request: async () => ({ path: `/api/v1/hosts/${AGENT_HOST}/report` }) },
+  { route: 'GET /api/v1/blocked', allowed: READERS, request: async () => ({ path: '/api/v1/blocked' }) },
   { route: 'GET /api/v1/hosts/:name/plan', allowed: EVERYONE, request: async () => ({ path: `/api/v1/hosts/${AGENT_HOST}/plan` }) },
   { route: 'POST /api/v1/admission', allowed: ['operator', 'admin', 'agent'], request: async () => ({ path: '/api/v1/admission', body: { host: AGENT_HOST, vm: 'new', label: 'blue' } }) },
   { route: 'POST /api/v1/decide', allowed: READERS, request: async () => ({ path: '/api/v1/decide', body: { op: 'share', a: 'blue', b: 'vio' } }) },
@@ -204,6 +211,8 @@ describe('the role matrix', () => {
       ['POST', '/api/v1/admission', { host: other, vm: 'x', label: 'blue' }],
       ['GET', `/api/v1/hosts/${other}/plan`],
       ['POST', '/api/v1/vms/other-vm/evidence', { entries: [] }],
+      ['POST', `/api/v1/hosts/${other}/evidence`, { vms: [{ vm: 'other-vm', entries: [] }] }],
+      ['POST', `/api/v1/hosts/${other}/nonces`, { vms: ['other-vm'] }],
       ['POST', '/api/v1/vms/other-vm/nonce'],
       ['POST', '/api/v1/vms/no-such-vm/evidence', { entries: [] }],
     ];

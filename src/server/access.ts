@@ -44,7 +44,8 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
   'GET /api/v1/policy/diff': { roles: VIEWER },
   'GET /api/v1/policy/drafts': { roles: VIEWER },
   'GET /api/v1/policy/drafts/:id': { roles: VIEWER },
-  'GET /api/v1/policy/drafts/:id/preview': { roles: VIEWER },
+  // the preview replays the live fleet against a draft: work the size of the fleet, for those who act on it
+  'GET /api/v1/policy/drafts/:id/preview': { roles: OPERATOR },
   'POST /api/v1/policy/drafts/:id/validate': { roles: VIEWER },
   'POST /api/v1/policy/drafts': { roles: ADMIN },
   'PUT /api/v1/policy/drafts/:id': { roles: ADMIN },
@@ -67,12 +68,19 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
   // evidence and trust: the agent of the VM's host reports; operators re-admit; everyone reads
   'POST /api/v1/vms/:name/nonce': own(OPERATOR, 'vm.host'),
   'POST /api/v1/vms/:name/evidence': { roles: ['agent'], agentHost: 'vm.host' },
+  // a host's agent reports all its VMs at once (each VM must be on that host: checked with the request)
+  'POST /api/v1/hosts/:name/nonces': own(OPERATOR, 'params.name'),
+  'POST /api/v1/hosts/:name/evidence': { roles: ['agent'], agentHost: 'params.name' },
   // the VM's attestation key: its host's agent registers it once (trust on first use), an operator may replace it
   'PUT /api/v1/vms/:name/ak': own(OPERATOR, 'vm.host'),
   'GET /api/v1/vms/:name/trust': { roles: VIEWER },
   'GET /api/v1/vms/:name/trust/history': { roles: VIEWER },
   'POST /api/v1/vms/:name/readmit': { roles: OPERATOR },
 
+  // what the host's data plane enforces and drops: its agent reports, everyone reads
+  'PUT /api/v1/hosts/:name/report': { roles: ['agent'], agentHost: 'params.name' },
+  'GET /api/v1/hosts/:name/report': own(VIEWER, 'params.name'),
+  'GET /api/v1/blocked': { roles: VIEWER },
   // plans: the host's agent fetches its own, everyone reads
   'GET /api/v1/hosts/:name/plan': own(VIEWER, 'params.name'),
   'PUT /api/v1/resources/:kind/:id': { roles: OPERATOR },

@@ -8,9 +8,12 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Store } from '../store/store.ts';
 import { accessRule } from './access.ts';
-import { installAuth } from './auth.ts';
+import { installAuth, TokenCache } from './auth.ts';
 import { PolicyCache, type ServerContext } from './context.ts';
 import { installErrorHandlers } from './errors.ts';
+import { FleetState } from './fleet-state.ts';
+import { EvidenceIngest, type IngestOptions } from './ingest.ts';
+import { installRetention, type RetentionOptions } from './retention.ts';
 import { installRequestMetrics, Metrics } from './metrics.ts';
 import { OpenApiCollector } from './openapi.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
@@ -30,6 +33,7 @@ import { POLICY_TEXT_TYPES } from './schemas.ts';
 import { installValidation } from './validation.ts';
 import { planRoutes } from './routes/plans.ts';
 import { trustRoutes } from './routes/trust.ts';
+import { reportRoutes } from './routes/reports.ts';
 import { firstPlans, runTick } from './trust.ts';
 
 export const API_VERSION = '1.0.0';
@@ -62,6 +66,12 @@ export interface AppOptions {
   nonceTtlMs?: number;
   /** how long a plan long poll waits for a newer plan before answering 204; default 25 s */
   planWaitMs?: number;
+  /** evidence group commit (ingest.ts) */
+  ingest?: IngestOptions;
+  /** what is pruned, and how often (retention.ts) */
+  retention?: RetentionOptions;
+  /** how long a token looked up is trusted without reading the store again (auth.ts TokenCache); default 2 s, 0: never */
+  tokenCacheMs?: number;
 }
 
 export interface App {
@@ -84,7 +94,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   const rate = opts.rateLimit === undefined ? { burst: 500, perSecond: 50 } : opts.rateLimit;
   const login = opts.loginRateLimit === undefined ? { burst: 20, perSecond: 1 } : opts.loginRateLimit;
-  const ctx: ServerContext = {
+  const ctx = {
     store: opts.store,
     now: opts.now ?? (() => new Date()),
     metrics: new Metrics(),
@@ -96,7 +106,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     deadlineMs: opts.deadlineMs ?? 30_000,
     nonceTtlMs: opts.nonceTtlMs ?? 5 * 60_000,
     planWaitMs: opts.planWaitMs ?? 25_000,
-  };
+    evidenceRetentionMs: opts.retention?.evidenceMs ?? 30 * 24 * 60 * 60_000,
+    tokenCache: new TokenCache(opts.tokenCacheMs ?? 2_000),
+  } as ServerContext;
+  ctx.fleet = new FleetState(ctx);
+  ctx.ingest = new EvidenceIngest(ctx, opts.ingest);
 
   // Every route must have a row in the access table: a route without one fails here, at start.
   app.addHook('onRoute', (route) => {
@@ -118,6 +132,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   // Other controllers on the same database publish too: forget the compiled policy when any of them does.
   const unsubscribe = opts.store.subscribe((e) => {
+    // a token revoked (through any controller on this database): forget the tokens looked up
+    if (e.kind === 'audit' && / token\.revoke /.test(e.subject)) ctx.tokenCache.clear();
     if (e.kind === 'plan') {
       // another controller's plan (ours are counted as they are stored): keep the gauge current
       void opts.store.plan(e.subject).then((p) => p && ctx.metrics.planVersion.set(p.version, { host: p.host }), () => {});
@@ -146,6 +162,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   tokenRoutes(app, ctx);
   trustRoutes(app, ctx);
   planRoutes(app, ctx);
+  reportRoutes(app, ctx);
 
   const current = await ctx.policies.current();
   ctx.metrics.policyVersion.set(current?.record.version ?? 0);
@@ -165,6 +182,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     timer.unref();
     app.addHook('onClose', async () => clearInterval(timer));
   }
+  installRetention(app, ctx, opts.retention);
   await app.ready();
   return { app, ctx };
 }

@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Role } from '../api/types.ts';
 import type { AccessRule } from './access.ts';
 import { roleAllowed } from './access.ts';
+import type { TokenRecord } from '../store/store.ts';
 import type { ServerContext } from './context.ts';
 import { hashSecret, sameSecret } from './credentials.ts';
 import { ApiError, ApiErrorCode } from './errors.ts';
@@ -54,6 +55,37 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
+/**
+ * Tokens looked up lately, by the hash of their secret, for `ttlMs`: an agent's requests (one per reporting period,
+ * per host) need not each read the store, nor wait there behind a transaction in progress. Only tokens that are
+ * known and not revoked are kept. Revoking a token clears it here at once; other controllers on the same database
+ * clear theirs when they hear of it (the audit event of `token.revoke`), and in any case once `ttlMs` has passed.
+ */
+export class TokenCache {
+  private readonly map = new Map<string, { token: TokenRecord; until: number }>();
+  constructor(private readonly ttlMs: number) {}
+
+  get(hash: string, now: number): TokenRecord | undefined {
+    const e = this.map.get(hash);
+    if (e === undefined) return undefined;
+    if (e.until <= now) {
+      this.map.delete(hash);
+      return undefined;
+    }
+    return e.token;
+  }
+
+  put(hash: string, token: TokenRecord, now: number): void {
+    if (this.ttlMs <= 0 || token.revokedAt !== null) return;
+    if (this.map.size >= 100_000) this.map.clear();
+    this.map.set(hash, { token, until: now + this.ttlMs });
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}
+
 const unauthenticated = (message: string) =>
   new ApiError(ApiErrorCode.unauthenticated, message, undefined, { 'WWW-Authenticate': 'Bearer realm="hueguard"' });
 
@@ -63,7 +95,13 @@ export async function authenticate(ctx: ServerContext, request: FastifyRequest):
   if (auth !== undefined) {
     const m = /^Bearer +([\x21-\x7e]{1,512})\s*$/i.exec(auth);
     if (!m) throw unauthenticated('the Authorization header must be "Bearer TOKEN"');
-    const t = await ctx.store.tokenByHash(hashSecret(m[1]));
+    const hash = hashSecret(m[1]);
+    const now = Date.now();
+    let t = ctx.tokenCache.get(hash, now) ?? null;
+    if (t === null) {
+      t = await ctx.store.tokenByHash(hash);
+      if (t !== null) ctx.tokenCache.put(hash, t, now);
+    }
     if (t === null || t.revokedAt !== null) throw unauthenticated('unknown or revoked token');
     return { via: 'bearer', key: `token:${t.id}`, actor: `token:${t.name}`, role: t.role, host: t.host };
   }

@@ -8,7 +8,10 @@ import { CompiledPolicy } from '../monitor/compile.ts';
 import { readPolicy } from '../policy/format.ts';
 import type { Policy } from '../policy/model.ts';
 import type { PolicyVersionRecord, Store, StoreEvent } from '../store/store.ts';
+import type { TokenCache } from './auth.ts';
 import { ApiError, ApiErrorCode } from './errors.ts';
+import type { FleetState } from './fleet-state.ts';
+import type { EvidenceIngest } from './ingest.ts';
 import type { Metrics } from './metrics.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
@@ -33,6 +36,8 @@ export function parseStoredPolicy(record: Pick<PolicyVersionRecord, 'yaml' | 've
  */
 export class PolicyCache {
   private cached: Promise<CurrentPolicy | null> | undefined;
+  /** what `cached` resolved to, once it has */
+  private resolved: CurrentPolicy | null | undefined;
   private generation = 0;
   /** the version `set` last installed */
   private known = 0;
@@ -45,13 +50,26 @@ export class PolicyCache {
       const gen = this.generation;
       const p = this.load();
       this.cached = p;
+      this.resolved = undefined;
       // A failed load, or one overtaken by an invalidation, is not kept.
       p.then(
-        () => gen !== this.generation && this.cached === p && (this.cached = undefined),
+        (v) => {
+          if (gen !== this.generation) {
+            if (this.cached === p) this.cached = undefined;
+          } else if (this.cached === p) this.resolved = v;
+        },
         () => this.cached === p && (this.cached = undefined),
       );
     }
     return this.cached;
+  }
+
+  /**
+   * The current policy if it is loaded already, without waiting (undefined: not loaded). For callers inside a
+   * store transaction: a load under way may be waiting for that very transaction to end (SQLite's one connection).
+   */
+  peek(): CurrentPolicy | null | undefined {
+    return this.resolved;
   }
 
   /** The current policy; a 409 `no_policy` when there is none. */
@@ -65,7 +83,17 @@ export class PolicyCache {
   set(record: PolicyVersionRecord, policy: Policy): void {
     this.generation++;
     this.known = record.version;
-    this.cached = Promise.resolve({ record, policy, compiled: new CompiledPolicy(policy) });
+    this.resolved = { record, policy, compiled: new CompiledPolicy(policy) };
+    this.cached = Promise.resolve(this.resolved);
+  }
+
+  /** Use this policy, read and compiled already (the fleet state read a newer version than this cache held). */
+  install(current: CurrentPolicy): void {
+    if (current.record.version < this.known) return;
+    this.generation++;
+    this.known = current.record.version;
+    this.resolved = current;
+    this.cached = Promise.resolve(current);
   }
 
   /** A controller published `version`: forget the compiled policy unless it is that version already. */
@@ -76,6 +104,7 @@ export class PolicyCache {
   invalidate(): void {
     this.generation++;
     this.cached = undefined;
+    this.resolved = undefined;
   }
 
   private async load(): Promise<CurrentPolicy | null> {
@@ -104,6 +133,14 @@ export interface ServerContext {
   nonceTtlMs: number;
   /** how long `GET /api/v1/hosts/:name/plan?after=N` waits for a newer plan before answering 204 */
   planWaitMs: number;
+  /** the fleet in memory, for the writers that run often (fleet-state.ts) */
+  fleet: FleetState;
+  /** evidence, appraised and stored in groups (ingest.ts) */
+  ingest: EvidenceIngest;
+  /** evidence records older than this are pruned (each VM's newest is kept) */
+  evidenceRetentionMs: number;
+  /** API tokens looked up lately (auth.ts) */
+  tokenCache: TokenCache;
 }
 
 /** ISO time now. */

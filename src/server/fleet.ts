@@ -65,7 +65,9 @@ export function runningState(base: CompiledPolicy, fleet: Fleet): { state: Runni
   const byHost = new Map<string, VmRecord[]>();
   for (const v of inStartOrder(fleet.vms)) {
     if (v.host === null) continue;
-    byHost.set(v.host, [...(byHost.get(v.host) ?? []), v]);
+    const list = byHost.get(v.host);
+    if (list === undefined) byHost.set(v.host, [v]);
+    else list.push(v);
   }
   const hosts: RunningHost[] = [];
   for (const [name, vms] of [...byHost].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {

@@ -97,10 +97,17 @@ export class Metrics {
   readonly trustTransitions = new Counter('hueguard_trust_transitions_total', 'Trust transitions, by from and to state.');
   readonly plansIssued = new Counter('hueguard_plans_issued_total', 'New plan versions stored, over all hosts.');
   readonly planVersion = new Gauge('hueguard_plan_version', 'The current plan version of each host (as this controller last stored or saw it).');
+  readonly evidenceGroups = new Histogram(
+    'hueguard_evidence_group_increments',
+    'Evidence increments stored together in one transaction (group commit), per transaction.',
+    [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000],
+  );
+  readonly fleetLoads = new Counter('hueguard_fleet_loads_total', 'Times the controller read the whole fleet from the store (at start, and after another writer changed it).');
+  readonly pruned = new Counter('hueguard_pruned_total', 'Rows deleted by retention, by table (nonces, sessions, evidence).');
 
   private readonly all: Series[] = [
     this.decisions, this.admissions, this.policyVersion, this.publishes, this.requests, this.eventStreams,
-    this.evidence, this.trustTransitions, this.plansIssued, this.planVersion,
+    this.evidence, this.trustTransitions, this.plansIssued, this.planVersion, this.evidenceGroups, this.fleetLoads, this.pruned,
   ];
 
   /** Add a series (evidence, trust and plan counters register themselves here). */

@@ -53,7 +53,7 @@ describe('policy lifecycle', () => {
     assert.equal(d.status, 201, d.text);
     assert.equal(d.json.yaml, LAB, 'YAML is kept as written, comments and all');
     assert.equal(d.json.base, null);
-    const pv = await s.call('GET', `/api/v1/policy/drafts/${d.json.id}/preview`, { token: s.tokens.viewer });
+    const pv = await s.call('GET', `/api/v1/policy/drafts/${d.json.id}/preview`, { token: s.tokens.operator });
     assert.equal(pv.status, 200);
     assert.equal(pv.json.kind, 'first');
     assert.ok(pv.json.sharing.gained.some(([a, b]: string[]) => a === 'blue' && b === 'vio'));
@@ -90,7 +90,7 @@ describe('policy lifecycle', () => {
     assert.equal(d.status, 201, d.text);
     v2 = d.json.id;
     assert.equal(d.json.base, 1);
-    const pv = (await s.call('GET', `/api/v1/policy/drafts/${v2}/preview`, { token: s.tokens.viewer })).json;
+    const pv = (await s.call('GET', `/api/v1/policy/drafts/${v2}/preview`, { token: s.tokens.operator })).json;
     assert.equal(pv.kind, 'publish');
     assert.equal(pv.current, 1);
     assert.deepEqual(pv.refusals, []);
@@ -101,6 +101,13 @@ describe('policy lifecycle', () => {
     assert.deepEqual(pv.revoke.isolate, [{ vm: 'vio1', host: 'h1', reasons: ['resource_forbidden'] }]);
     assert.deepEqual(pv.relabeled, [{ vm: 'cache', from: 'red', to: 'crimson' }]);
     assert.deepEqual(pv.diff.labels.renamed, [{ from: 'red', to: 'crimson' }]);
+    // the fleet's view: which running VMs gain or lose colors (a renamed label that keeps its colors is listed too)
+    assert.deepEqual(pv.colors, [
+      { vm: 'cache', host: 'h2', label: 'red', to: 'crimson', gained: [], lost: [] },
+      { vm: 'vio1', host: 'h1', label: 'vio', to: 'vio', gained: [], lost: ['blue'] },
+    ]);
+    // viewers may not ask for it: it replays the whole fleet
+    assert.equal((await s.call('GET', `/api/v1/policy/drafts/${v2}/preview`, { token: s.tokens.viewer })).status, 403);
     const val = (await s.call('POST', `/api/v1/policy/drafts/${v2}/validate`, { token: s.tokens.viewer })).json;
     assert.deepEqual([val.valid, val.refusals, val.current], [true, [], 1]);
   });
@@ -141,6 +148,14 @@ describe('policy lifecycle', () => {
     assert.deepEqual(rec.details.isolate, [{ vm: 'vio1', host: 'h1', reasons: ['resource_forbidden'] }]);
     const dec = await s.call('POST', '/api/v1/decide', { token: s.tokens.viewer, body: { op: 'share', a: 'blue', b: 'vio' } });
     assert.equal(dec.json.allow, false, 'decisions use the new version at once');
+    // the violator is isolated: no colors in its host's plan, and the plan says why; the others are not
+    const plan = (await s.call('GET', '/api/v1/hosts/h1/plan', { token: admin })).json;
+    assert.equal(plan.policyVersion, 2);
+    const vio1 = plan.vms.find((v: { name: string }) => v.name === 'vio1');
+    assert.deepEqual(vio1.colors, []);
+    assert.equal(vio1.isolated, 'isolated by the revoke of policy version 2: resource_forbidden');
+    assert.doesNotMatch(plan.vms.find((v: { name: string }) => v.name === 'web').isolated ?? '', /revoke/);
+    assert.equal((await s.call('GET', '/api/v1/vms/vio1', { token: admin })).json.isolated, vio1.isolated);
   });
 
   test('history, one version, diff', async () => {
@@ -166,6 +181,9 @@ describe('policy lifecycle', () => {
     assert.equal(r.json.result.kind, 'revert');
     assert.equal((await s.call('GET', '/api/v1/policy', { token: admin })).json.yaml, LAB);
     assert.equal((await s.call('GET', '/api/v1/vms/cache', { token: admin })).json.label, 'red', 'crimson is red again');
+    // vio1 fits version 1 again: no longer isolated by the revoke (only by what else holds, here: no evidence yet)
+    const vio1 = (await s.call('GET', '/api/v1/hosts/h1/plan', { token: admin })).json.vms.find((v: { name: string }) => v.name === 'vio1');
+    assert.match(vio1.isolated, /^unverified/);
     const rec = (await auditOf('policy.revert')).at(-1)!;
     assert.deepEqual([rec.actor, rec.details.note, rec.details.revertTo, rec.details.version], ['token:admin', 'back to 1.0', 1, 3]);
     assert.equal((await s.call('GET', '/api/v1/policy/versions/1', { token: admin })).json.yaml, LAB, 'version 1 is untouched');
@@ -212,5 +230,30 @@ describe('policy lifecycle', () => {
     const broken = await s.call('POST', '/api/v1/policy/import', { token: admin, raw: { type: 'application/xml', text: text.slice(0, 400) } });
     assert.equal(broken.status, 422);
     assert.equal(broken.json.details.diagnostics[0].code, 'xml_syntax');
+  });
+});
+
+describe('a VM a revoke isolates', () => {
+  test('stays isolated while it keeps running where it runs; stopped (or relabeled) it starts clean', async () => {
+    const s = await startServer({ rateLimit: false, tickMs: false });
+    try {
+      await s.publish(LAB);
+      const inv = (vms: unknown[]) => s.call('PUT', '/api/v1/hosts/h1/vms', { token: s.tokens.agent, body: { vms } });
+      const vio = { name: 'vio1', label: 'vio', running: true, resources: [{ kind: 'disk', id: '/img/vio.qcow2' }] };
+      const web = { name: 'web', label: 'blue', running: true };
+      assert.equal((await inv([web, vio])).status, 200);
+      assert.equal((await s.call('PUT', `/api/v1/resources/disk/${encodeURIComponent('/img/vio.qcow2')}`, { token: s.tokens.operator, body: { label: 'blue-disk' } })).status, 200);
+      assert.equal(await s.publish(LAB_V2, 'vio loses blue', 'revoke'), 2);
+      const isolated = async () => (await s.call('GET', '/api/v1/vms/vio1', { token: s.tokens.viewer })).json.isolated as string;
+      assert.match(await isolated(), /revoke of policy version 2/);
+      assert.equal((await inv([web, vio])).status, 200, 'reported again, still running');
+      assert.match(await isolated(), /revoke of policy version 2/);
+      assert.equal((await inv([web, { ...vio, running: false }])).status, 200, 'stopped');
+      assert.doesNotMatch(await isolated(), /revoke/);
+      assert.equal((await inv([web, vio])).status, 200, 'started again');
+      assert.doesNotMatch(await isolated(), /revoke/);
+    } finally {
+      await s.close();
+    }
   });
 });

@@ -1,11 +1,13 @@
 /**
  * Two controllers on one PostgreSQL database serve one fleet: a change made through one is seen by the clients of
- * the other, as events and in its answers (its compiled policy is forgotten when the other publishes). On a
- * throwaway server; skipped where none can run.
+ * the other, as events and in its answers (its compiled policy is forgotten when the other publishes); the fleet
+ * each keeps in memory follows what the other stores (trust, re-admission, plans: evidence through both at once);
+ * a token revoked through one stops working on the other. On a throwaway server; skipped where none can run.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openPostgresStore } from '../store/postgres.ts';
+import { createToken } from './routes/tokens.ts';
 import { postgresUnavailable, startPostgres, type PostgresServer } from '../../test/support/postgres.ts';
 import { AGENT_HOST, LAB, startServer, type TestServer } from './server.test-support.ts';
 
@@ -18,8 +20,9 @@ describe('two controllers on one PostgreSQL database', { skip }, () => {
   before(async () => {
     pgServer = await startPostgres();
     const url = await pgServer.createDatabase();
-    a = await startServer({ open: () => openPostgresStore({ url }) });
-    b = await startServer({ open: () => openPostgresStore({ url }) });
+    a = await startServer({ open: () => openPostgresStore({ url }), rateLimit: false });
+    // b trusts a token it looked up for a minute: only the revocation's event can make it forget it sooner
+    b = await startServer({ open: () => openPostgresStore({ url }), rateLimit: false, tokenCacheMs: 60_000 });
   });
   after(async () => {
     await a?.close();
@@ -101,5 +104,62 @@ describe('two controllers on one PostgreSQL database', { skip }, () => {
     assert.ok(Date.now() - t0 < 10_000, 'woken by the event, not by the 25 s wait');
     assert.equal(woke.json.version, e.json.planVersion);
     assert.deepEqual(woke.json.vms.find((v: { name: string }) => v.name === 'web').colors, ['green']);
+  });
+
+  test('evidence through both at once: each controller\'s fleet in memory follows the other\'s; untrusted stays untrusted; one plan history', async () => {
+    const { createHash } = await import('node:crypto');
+    const { formatAsciiLine } = await import('../integrity/ima-entry.ts');
+    const { pathEntry } = await import('../integrity/measure-entry.ts');
+    const line = (path: string, c = 'v1') => formatAsciiLine(pathEntry('file', path, createHash('sha256').update(`${path} ${c}`).digest()));
+    const agent = (await createToken(a.ctx, { name: 'agent-h9', role: 'agent', host: 'h9' })).secret;
+    const vms = Array.from({ length: 8 }, (_, i) => ({ name: `h9-v${i}`, label: 'blue', running: true, ports: [`tap-h9-${i}`] }));
+    assert.equal((await a.call('PUT', '/api/v1/hosts/h9/vms', { token: agent, body: { vms } })).status, 200);
+    const from = new Map(vms.map((v) => [v.name, 0]));
+    const send = (s: TestServer, names: string[], content = 'v1') => {
+      const body = { vms: names.map((vm) => ({ vm, entries: [line(`/usr/bin/${vm}`, content), line('/etc/x', content)], from: from.get(vm) })) };
+      return s.call('POST', '/api/v1/hosts/h9/evidence', { token: agent, body });
+    };
+    const half = (k: number) => vms.filter((_, i) => i % 2 === k).map((v) => v.name);
+    // rounds of evidence through a and b at once, for VMs of the same host (the same plan)
+    for (let round = 0; round < 4; round++) {
+      const [ra, rb] = await Promise.all([send(a, half(0)), send(b, half(1))]);
+      for (const r of [ra, rb]) {
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.json.refused, 0, r.text);
+        for (const x of r.json.results) {
+          assert.equal(x.trust.state, 'trusted', JSON.stringify(x));
+          from.set(x.vm, (from.get(x.vm) ?? 0) + 2);
+        }
+      }
+    }
+    // b makes h9-v0 untrusted; a's next good evidence for it does not trust it again
+    const bad = await b.call('POST', '/api/v1/hosts/h9/evidence', { token: agent, body: { vms: [{ vm: 'h9-v0', entries: [line('/usr/bin/h9-v0', 'v2')], from: from.get('h9-v0') }] } });
+    assert.equal(bad.json.results[0].trust.state, 'untrusted', bad.text);
+    from.set('h9-v0', (from.get('h9-v0') ?? 0) + 1);
+    const good = await send(a, ['h9-v0']);
+    assert.equal(good.json.results[0].trust.state, 'untrusted', good.text);
+    from.set('h9-v0', (from.get('h9-v0') ?? 0) + 2);
+    // b re-admits it; a's next good evidence trusts it; both serve the same plan
+    assert.equal((await b.call('POST', '/api/v1/vms/h9-v0/readmit', { token: b.tokens.operator, body: { reason: 'restored', mode: 'baseline' } })).status, 200);
+    const back = await send(a, ['h9-v0']);
+    assert.equal(back.json.results[0].trust.state, 'trusted', back.text);
+    const [pa, pb] = await Promise.all([a.call('GET', '/api/v1/hosts/h9/plan', { token: a.tokens.viewer }), b.call('GET', '/api/v1/hosts/h9/plan', { token: b.tokens.viewer })]);
+    assert.deepEqual(pa.json, pb.json);
+    assert.ok(pa.json.vms.every((v: { colors: string[] }) => v.colors.length > 0), JSON.stringify(pa.json));
+    const history = (await a.call('GET', '/api/v1/vms/h9-v0/trust/history', { token: a.tokens.viewer })).json;
+    assert.deepEqual(history.filter((t: { from: string; to: string }) => t.from !== t.to).map((t: { to: string }) => t.to), ['trusted', 'untrusted', 'unverified', 'trusted']);
+  });
+
+  test('a token revoked through one controller stops working on the other at once (its event), not after its cache time', async () => {
+    const t = await a.call('POST', '/api/v1/tokens', { token: a.tokens.admin, body: { name: 'short', role: 'viewer' } });
+    assert.equal((await b.call('GET', '/api/v1/hosts', { token: t.json.secret })).status, 200, 'b looked it up (and keeps it for a minute)');
+    assert.equal((await a.call('DELETE', `/api/v1/tokens/${t.json.id}`, { token: a.tokens.admin })).status, 204);
+    const deadline = Date.now() + 5_000;
+    let status = 200;
+    while (status === 200 && Date.now() < deadline) {
+      status = (await b.call('GET', '/api/v1/hosts', { token: t.json.secret })).status;
+      if (status === 200) await new Promise((res) => setTimeout(res, 25));
+    }
+    assert.equal(status, 401);
   });
 });

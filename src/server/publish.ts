@@ -1,8 +1,11 @@
 /**
  * Publishing a policy version (from a draft, or a revert to an earlier version) as one store transaction: read the
  * current version and the fleet, replay (`replay.ts`), and only if the monitor accepts: append the immutable
- * version, carry Xen's renames over to the labels the store holds, write the audit record with the actor and the
- * note, drop the draft, and store every host's new plan under the new version (`trust.ts` storePolicy). A refusal, or a store error at any step, writes nothing.
+ * version, carry Xen's renames over to the labels the store holds, mark the VMs a `revoke` update isolates (and
+ * unmark those it no longer finds violating: the revoked VMs are the violators of the last accepted update),
+ * write the audit record with the actor and the note, drop the draft, and store every host's new plan under the
+ * new version (`trust.ts` storePolicy: a revoked VM gets no colors, and the plan says why). A refusal, or a store
+ * error at any step, writes nothing.
  */
 import type { UpdateMode } from '../monitor/update.ts';
 import { matchNames } from '../policy/diff.ts';
@@ -55,6 +58,19 @@ async function applyRenames(s: Store, oldP: Policy, newP: Policy): Promise<void>
   }
 }
 
+/** The violators an accepted update isolates (revoke mode), marked on their records; the others' marks cleared. */
+async function markRevoked(s: Store, result: Replay, policyVersion: number): Promise<void> {
+  const isolate = new Map(result.isolate.map((x) => [x.vm, x.reasons]));
+  for (const v of await s.vms()) {
+    const reasons = isolate.get(v.name);
+    if (reasons === undefined) {
+      if (v.revoked) await s.putVm({ ...v, revoked: null });
+      continue;
+    }
+    await s.putVm({ ...v, revoked: { policyVersion, reasons: [...reasons] } });
+  }
+}
+
 /** Publish, or throw 409 `policy_update_refused` with the replay (nothing written). */
 export async function publishPolicy(ctx: ServerContext, req: PublishRequest): Promise<PublishResult> {
   const revert = 'revertTo' in req.source;
@@ -80,6 +96,7 @@ export async function publishPolicy(ctx: ServerContext, req: PublishRequest): Pr
       at: nowIso(ctx),
     });
     if (current !== null) await applyRenames(s, current, revert ? revertView(current, req.policy) : req.policy);
+    await markRevoked(s, result, version.version);
     await audit(ctx, s, req.actor, revert ? 'policy.revert' : 'policy.publish', `policy/${version.version}`, {
       version: version.version,
       policy: version.name,

@@ -171,6 +171,32 @@ describe('quoted evidence with a registered attestation key (real swtpm)', () =>
     const audit = (await s.call('GET', '/api/v1/audit?action=vm.ak.replace', { token: s.tokens.viewer })).json;
     assert.equal(audit.length, 1);
     assert.equal(audit[0].actor, 'token:operator');
-    assert.deepEqual(audit[0].details, { from: first?.name, to: op.json.name, reason: 'vTPM re-provisioned' });
+    assert.deepEqual(audit[0].details, { from: first?.name, to: op.json.name, reason: 'vTPM re-provisioned', clockReset: true });
+  });
+
+  test('a new AK is a new TPM: its clock is not compared with the old one\'s (no false rollback); the change is published', async (t) => {
+    if (tpm === null) return t.skip(tpmMissing);
+    if (other === null) return t.skip(tpmMissing);
+    // the old TPM's last good quote, as if it had run for years and been reset many times: any new TPM's clock is below it
+    const stored = await s.store.integrity('web');
+    assert.ok(stored !== null);
+    await s.store.putIntegrity({ ...stored, state: { ...(stored.state as object), clock: { clock: '999999999999', resetCount: 99, restartCount: 9 } } });
+    const events: string[] = [];
+    const unsubscribe = s.store.subscribe((e) => events.push(`${e.kind} ${e.subject}`));
+    const op = await registerAk(other.ak, s.tokens.operator, 'the VM moved to a new vTPM');
+    assert.equal(op.status, 200, op.text);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    unsubscribe();
+    assert.ok(events.includes('trust vm/web'), `an event for the VM: ${events.join(', ')}`);
+    assert.equal(((await s.store.integrity('web'))?.state as { clock: unknown }).clock, null, 'the old clock is forgotten');
+    // the new TPM's list starts anew (a new vTPM: its PCR 10 holds only what it measured)
+    const n = await nonce();
+    const r = await evidence({ entries: lines(FIRST), from: 0, reboot: true, quote: other.quote(n, { withPcrs: true }) });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.verdict.quote.valid, true, JSON.stringify(r.json.verdict.quote));
+    assert.equal(r.json.verdict.ok, true);
+    // and its clock is the one kept from now on
+    const kept = ((await s.store.integrity('web'))?.state as { clock: { resetCount: number } }).clock;
+    assert.ok(kept !== null && kept.resetCount < 99);
   });
 });

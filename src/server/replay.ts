@@ -11,8 +11,8 @@
  */
 import { CompiledPolicy } from '../monitor/compile.ts';
 import { sharingDiff, updatePolicy, type UpdateMode, type UpdateResult, type Violation, type ViolationCode } from '../monitor/update.ts';
-import { structuralDiff } from '../policy/diff.ts';
-import type { Policy } from '../policy/model.ts';
+import { matchNames, structuralDiff } from '../policy/diff.ts';
+import { UNLABELED, type Policy } from '../policy/model.ts';
 import { runningState, type Fleet, type Unmanaged } from './fleet.ts';
 
 export type ChangeKind = 'publish' | 'first' | 'revert';
@@ -27,7 +27,7 @@ export interface Replay extends UpdateResult {
 const NOTHING: Policy = { name: '', version: '', colors: [], walls: [], conflicts: [], host: null, labels: [], resources: [] };
 
 /** VM-level violators, each with every reason (as updatePolicy lists them in revoke mode). */
-function isolateOf(violations: readonly Violation[]): UpdateResult['isolate'] {
+export function isolateOf(violations: readonly Violation[]): UpdateResult['isolate'] {
   const m = new Map<string, { vm: string; host: string; reasons: ViolationCode[] }>();
   for (const v of violations) {
     if (v.code === 'flow_forbidden') continue;
@@ -75,6 +75,51 @@ export function replayChange(current: Policy | null, next: Policy, fleet: Fleet,
   if (!revert) return { ...updatePolicy(current, next, state, mode), kind: 'publish', unmanaged };
   const r = updatePolicy(current, revertView(current, next), state, mode);
   return waiveIdentity({ ...r, kind: 'revert', unmanaged, diff: structuralDiff(current, next) });
+}
+
+/**
+ * The other mode's answer from a replay (`reject` and `revoke` replay the same: they differ only in what they do
+ * with the violations), so a preview replays the fleet once.
+ */
+export function asMode(r: Replay, mode: UpdateMode): Pick<UpdateResult, 'accepted' | 'isolate' | 'closedFlows'> {
+  const accepted = r.refusals.length === 0 && (mode === 'revoke' || r.violations.length === 0);
+  // No open flows are known to the store yet, so there are none to close.
+  return { accepted, isolate: mode === 'revoke' && accepted ? isolateOf(r.violations) : [], closedFlows: [] };
+}
+
+/** A running VM whose label's colors the change moves. */
+export interface ColorChange {
+  vm: string;
+  host: string;
+  /** its label now, and under the change (renames followed; null: the change removes it) */
+  label: string;
+  to: string | null;
+  /** colors its label gains and loses: it gains (loses) the VMs of those colors as peers */
+  gained: string[];
+  lost: string[];
+}
+
+/**
+ * Which running VMs gain or lose colors, and which (the fleet's view of the sharing diff): one pass over the
+ * running VMs, each comparing its label's colors before and after — O(VMs × colors), where listing every pair of
+ * VMs that gains or loses a peer would be quadratic. Unlabeled VMs count as `__UNLABELED__`.
+ */
+export function colorChanges(current: Policy | null, next: Policy, fleet: Fleet): ColorChange[] {
+  const oldColors = new Map((current?.labels ?? []).map((l) => [l.name, l.colors]));
+  const newColors = new Map(next.labels.map((l) => [l.name, l.colors]));
+  const renames = current === null ? new Map<string, string>() : matchNames(current.labels, next.labels);
+  const out: ColorChange[] = [];
+  for (const v of fleet.vms) {
+    if (!v.running || v.host === null) continue;
+    const label = v.label ?? UNLABELED;
+    const to = current === null ? label : (renames.get(label) ?? null);
+    const before = oldColors.get(label) ?? [];
+    const after = to === null ? [] : (newColors.get(to) ?? []);
+    const gained = after.filter((c) => !before.includes(c));
+    const lost = before.filter((c) => !after.includes(c));
+    if (gained.length > 0 || lost.length > 0 || (to !== label && current !== null)) out.push({ vm: v.name, host: v.host, label, to, gained, lost });
+  }
+  return out.sort((a, b) => (a.vm < b.vm ? -1 : a.vm > b.vm ? 1 : 0));
 }
 
 /** Drop the version checks and decide again, as updatePolicy would have without them. */

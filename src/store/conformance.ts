@@ -159,7 +159,7 @@ async function writeOneOfEverything(s: Store): Promise<void> {
   await s.putVm(vmRecord('vm-1', 'host-1'));
   await s.putResourceLabel({ kind: 'disk', id: '/img/a.qcow2', label: 'red' });
   await s.putNonce('vm-1', 'nonce-1', at(600));
-  await s.putIntegrity({ vm: 'vm-1', state: { next: 12, pcr: 'ab'.repeat(32) } });
+  await s.putIntegrity({ vm: 'vm-1', state: { next: 12, pcr: 'ab'.repeat(32) }, fingerprint: '{"digests": {"/bin/sh": ["aa"]}}' });
   await s.addEvidence({ vm: 'vm-1', at: at(4), entries: 12, ok: false, failures: [{ path: '/bin/sh', expected: 'aa', found: 'bb' }] });
   await s.putTrust(trustRecord('vm-1', 'untrusted', 5), transition('vm-1', 'unverified', 'untrusted', 5));
   await s.putAttestationKey('vm-1', akRecord(1));
@@ -339,6 +339,17 @@ export function runStoreConformance<F extends StoreFixture>(name: string, backen
     });
 
     describe('fleet', () => {
+      it('a VM isolated by a revoke keeps its mark until it is written without one', () =>
+        withStore(async (s) => {
+          const revoked = { policyVersion: 4, reasons: ['wall_conflict', 'resource_forbidden'] };
+          await s.putVm(vmRecord('vm-1', 'host-1', { revoked }));
+          await s.putVm(vmRecord('vm-2', 'host-1'));
+          assert.deepEqual(await s.vm('vm-1'), vmRecord('vm-1', 'host-1', { revoked }));
+          assert.deepEqual(await s.vm('vm-2'), vmRecord('vm-2', 'host-1'), 'none: no field');
+          await s.putVm(vmRecord('vm-1', 'host-1', { revoked: null }));
+          assert.deepEqual(await s.vm('vm-1'), vmRecord('vm-1', 'host-1'));
+        }));
+
       it('hosts: put, replace, list in name order', () =>
         withStore(async (s) => {
           assert.equal(await s.host('h1'), null);
@@ -424,27 +435,67 @@ export function runStoreConformance<F extends StoreFixture>(name: string, backen
           assert.deepEqual(outcomes.sort(), ['ok', ...Array(7).fill('replayed')]);
         }));
 
-      it('integrity state: none, put, replace', () =>
+      it('integrity state: none, put, replace; the fingerprint apart', () =>
         withStore(async (s) => {
           assert.equal(await s.integrity('vm-1'), null);
           const state = { replay: { next: 3, pcrs: { sha1: '00'.repeat(20), sha256: 'ff'.repeat(32) } }, keys: [], unicode: '✓' };
-          await s.putIntegrity({ vm: 'vm-1', state });
-          assert.deepEqual(await s.integrity('vm-1'), { vm: 'vm-1', state });
-          await s.putIntegrity({ vm: 'vm-1', state: [1, 2, 3] });
-          assert.deepEqual(await s.integrity('vm-1'), { vm: 'vm-1', state: [1, 2, 3] });
+          await s.putIntegrity({ vm: 'vm-1', state, fingerprint: null });
+          assert.deepEqual(await s.integrity('vm-1'), { vm: 'vm-1', state, fingerprint: null });
+          const fingerprint = `{"digests": {"/usr/bin/ä": ["${'ab'.repeat(32)}"]}}\n`;
+          await s.putIntegrity({ vm: 'vm-1', state: [1, 2, 3], fingerprint });
+          assert.deepEqual(await s.integrity('vm-1'), { vm: 'vm-1', state: [1, 2, 3], fingerprint });
         }));
 
-      it('evidence: the last one added is the last', () =>
+      it('putIntegrities writes many states, keeps or sets each fingerprint; a VM named twice takes the last', () =>
         withStore(async (s) => {
-          assert.equal(await s.lastEvidence('vm-1'), null);
-          const e1 = { vm: 'vm-1', at: at(5), entries: 10, ok: true, failures: [] };
-          const e2 = { vm: 'vm-1', at: at(4), entries: 12, ok: false, failures: [{ path: '/usr/bin/x', expected: ['aa'], found: 'bb' }] };
-          const other = { vm: 'vm-2', at: at(9), entries: 1, ok: true, failures: [] };
-          await s.addEvidence(e1);
-          await s.addEvidence(e2);
-          await s.addEvidence(other);
-          assert.deepEqual(await s.lastEvidence('vm-1'), e2);
-          assert.deepEqual(await s.lastEvidence('vm-2'), other);
+          await s.putIntegrity({ vm: 'vm-1', state: { n: 1 }, fingerprint: 'fp-1' });
+          await s.putIntegrities([]);
+          const many = Array.from({ length: 250 }, (_, i) => ({ vm: `vm-${i}`, state: { n: i, tag: 'bulk' } }));
+          await s.putIntegrities([...many, { vm: 'vm-7', state: { n: 'last' } }, { vm: 'vm-8', state: { n: 8 }, fingerprint: 'fp-8' }, { vm: 'vm-8', state: { n: 'eight' } }]);
+          assert.deepEqual(await s.integrity('vm-1'), { vm: 'vm-1', state: { n: 1, tag: 'bulk' }, fingerprint: 'fp-1' }, 'the fingerprint stays');
+          assert.deepEqual(await s.integrity('vm-0'), { vm: 'vm-0', state: { n: 0, tag: 'bulk' }, fingerprint: null });
+          assert.deepEqual(await s.integrity('vm-7'), { vm: 'vm-7', state: { n: 'last' }, fingerprint: null });
+          assert.deepEqual(await s.integrity('vm-8'), { vm: 'vm-8', state: { n: 'eight' }, fingerprint: 'fp-8' }, 'set by the first, kept by the second');
+          assert.deepEqual(await s.integrity('vm-249'), { vm: 'vm-249', state: { n: 249, tag: 'bulk' }, fingerprint: null });
+          await s.putIntegrities([{ vm: 'vm-1', state: { n: 2 }, fingerprint: null }]);
+          assert.deepEqual(await s.integrity('vm-1'), { vm: 'vm-1', state: { n: 2 }, fingerprint: null }, 'a fingerprint dropped');
+          await assert.rejects(
+            s.tx(async (t) => {
+              await t.putIntegrities([{ vm: 'vm-1', state: 'gone' }, { vm: 'vm-new', state: 'gone' }]);
+              throw new Error('undo');
+            }),
+            /undo/,
+          );
+          assert.deepEqual((await s.integrity('vm-1'))?.state, { n: 2 });
+          assert.equal(await s.integrity('vm-new'), null);
+        }));
+
+      it('evidence written with the state is the VM\'s last; failed evidence goes to the log too, which prune ages out', () =>
+        withStore(async (s) => {
+          const good = (n: number, entries = n) => ({ at: at(n), entries, ok: true, failures: [] });
+          const bad = (n: number) => ({ at: at(n), entries: 1, ok: false, failures: [{ path: `/bin/${n}`, expected: ['aa'], found: 'bb' }] });
+          await s.addEvidence({ vm: 'vm-1', ...bad(0) });
+          assert.deepEqual(await s.lastEvidence('vm-1'), { vm: 'vm-1', ...bad(0) }, 'the log, while nothing is kept with a state');
+          await s.putIntegrities([
+            { vm: 'vm-1', state: 1, evidence: good(1) },
+            { vm: 'vm-2', state: 1, evidence: good(2) },
+            { vm: 'vm-1', state: 2, evidence: good(3, 7) },
+          ]);
+          assert.deepEqual(await s.lastEvidence('vm-1'), { vm: 'vm-1', ...good(3, 7) });
+          assert.deepEqual((await s.integrity('vm-1'))?.state, 2);
+          await s.putIntegrities([{ vm: 'vm-1', state: 3, evidence: bad(4) }, { vm: 'vm-3', state: 1, evidence: bad(5) }, { vm: 'vm-3', state: 2, evidence: bad(6) }]);
+          assert.deepEqual(await s.lastEvidence('vm-1'), { vm: 'vm-1', ...bad(4) });
+          assert.deepEqual(await s.lastEvidence('vm-3'), { vm: 'vm-3', ...bad(6) });
+          // a state written without evidence keeps the last evidence; so does putIntegrity
+          await s.putIntegrities([{ vm: 'vm-1', state: 4 }]);
+          await s.putIntegrity({ vm: 'vm-2', state: 9, fingerprint: null });
+          assert.deepEqual(await s.lastEvidence('vm-1'), { vm: 'vm-1', ...bad(4) });
+          assert.deepEqual(await s.lastEvidence('vm-2'), { vm: 'vm-2', ...good(2) });
+          // the log: vm-1 [bad 0, bad 4], vm-3 [bad 5, bad 6]: all but each VM's newest age out; the last evidence stays
+          const pruned = await s.prune({ now: at(0), evidenceBefore: at(100), limit: 100 });
+          assert.equal(pruned.evidence, 2);
+          assert.deepEqual(await s.lastEvidence('vm-3'), { vm: 'vm-3', ...bad(6) });
+          assert.deepEqual(await s.lastEvidence('vm-2'), { vm: 'vm-2', ...good(2) });
         }));
 
       it('putTrust writes the state and its transition together; history keeps every transition in order', () =>
@@ -513,6 +564,20 @@ export function runStoreConformance<F extends StoreFixture>(name: string, backen
           assert.deepEqual(await s.trustHistory('vm-1'), [t1, t2]);
         }));
 
+      it('touchTrusts moves lastEvidence of many records at once, skipping VMs without one; no transitions', () =>
+        withStore(async (s) => {
+          assert.equal(await s.touchTrusts([]), 0);
+          for (let i = 0; i < 150; i++) await s.putTrust(trustRecord(`vm-${i}`, 'trusted', 2), transition(`vm-${i}`, 'unverified', 'trusted', 2));
+          const touches = Array.from({ length: 150 }, (_, i) => ({ vm: `vm-${i}`, lastEvidence: i % 2 ? at(20) : at(21) }));
+          assert.equal(await s.touchTrusts([...touches, { vm: 'nobody', lastEvidence: at(20) }, { vm: 'vm-3', lastEvidence: at(30) }]), 150);
+          assert.equal((await s.trust('vm-0'))?.lastEvidence, at(21));
+          assert.equal((await s.trust('vm-1'))?.lastEvidence, at(20));
+          assert.equal((await s.trust('vm-3'))?.lastEvidence, at(30), 'a VM named twice: the last');
+          assert.deepEqual(await s.trust('vm-5'), { ...trustRecord('vm-5', 'trusted', 2), lastEvidence: at(20) });
+          assert.equal(await s.trust('nobody'), null);
+          assert.equal((await s.trustHistory('vm-5')).length, 1);
+        }));
+
       it('attestation keys: none, put, read back exactly, replace, per VM; rolled back with their transaction', () =>
         withStore(async (s, fx) => {
           assert.equal(await s.attestationKey('vm-1'), null);
@@ -560,6 +625,14 @@ export function runStoreConformance<F extends StoreFixture>(name: string, backen
     });
 
     describe('plans', () => {
+      it('plans() lists every host\'s current plan, by host', () =>
+        withStore(async (s) => {
+          assert.deepEqual(await s.plans(), []);
+          await s.putPlans([planFor('host-b', 1), planFor('host-a', 1)]);
+          await s.putPlans([planFor('host-b', 2, 3)]);
+          assert.deepEqual(await s.plans(), [planFor('host-a', 1), planFor('host-b', 2, 3)]);
+        }));
+
       it('each host’s version must be its current one plus one (1 for a new host)', () =>
         withStore(async (s) => {
           assert.equal(await s.plan('h1'), null);
@@ -596,6 +669,148 @@ export function runStoreConformance<F extends StoreFixture>(name: string, backen
           assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
           for (const r of results) if (r.status === 'rejected') assert.ok(isStoreError(r.reason, StoreErrorCode.planVersionConflict));
           assert.equal((await s.plan('h'))!.version, 2);
+        }));
+    });
+
+    describe('the fleet generation', () => {
+      it('every write of fleet state moves it on, once per transaction; other writes do not; a rollback takes it back', () =>
+        withStore(async (s) => {
+          const g = async () => (await s.fleetGeneration()).value;
+          const g0 = await g();
+          assert.deepEqual(await s.fleetGeneration(), { value: g0, written: false });
+          const moves: [string, () => Promise<unknown>][] = [
+            ['publishPolicy', () => s.publishPolicy(policyInput(1))],
+            ['putHost', () => s.putHost({ name: 'host-1', label: null, lastSeen: null })],
+            ['putVm', () => s.putVm(vmRecord('vm-1', 'host-1'))],
+            ['deleteVm', () => s.deleteVm('vm-1')],
+            ['putTrust', () => s.putTrust(trustRecord('vm-1', 'trusted', 1), transition('vm-1', 'unverified', 'trusted', 1))],
+            ['touchTrust', () => s.touchTrust('vm-1', at(5))],
+            ['touchTrusts', () => s.touchTrusts([{ vm: 'vm-1', lastEvidence: at(6) }])],
+            ['putIntegrity', () => s.putIntegrity({ vm: 'vm-1', state: 1, fingerprint: null })],
+            ['putIntegrities', () => s.putIntegrities([{ vm: 'vm-1', state: 2 }])],
+            ['putAttestationKey', () => s.putAttestationKey('vm-1', akRecord(1))],
+            ['putPlans', () => s.putPlans([planFor('host-1', 1)])],
+          ];
+          let expected = g0;
+          for (const [what, write] of moves) {
+            await write();
+            assert.equal(await g(), ++expected, what);
+          }
+          const still: [string, () => Promise<unknown>][] = [
+            ['appendAudit', () => s.appendAudit(auditInput(1))],
+            ['putNonce', () => s.putNonce('vm-1', 'n', at(60))],
+            ['useNonce', () => s.useNonce('vm-1', 'n', at(1))],
+            ['addEvidence', () => s.addEvidence({ vm: 'vm-1', at: at(1), entries: 1, ok: true, failures: [] })],
+            ['putDraft', () => s.putDraft({ id: 'd', yaml: 'x', base: null, actor: 'a', updatedAt: at(1) })],
+            ['putResourceLabel', () => s.putResourceLabel({ kind: 'disk', id: 'x', label: 'red' })],
+            ['putToken', () => s.putToken(token('tok-1', 'hash-1'))],
+            ['putSession', () => s.putSession(sessionRecord('sess-1'))],
+            ['prune', () => s.prune({ now: at(0), evidenceBefore: at(0), limit: 10 })],
+          ];
+          for (const [what, write] of still) {
+            await write();
+            assert.equal(await g(), expected, what);
+          }
+          // many fleet writes in one transaction: one step, seen as written inside it
+          const inside = await s.tx(async (t) => {
+            assert.deepEqual(await t.fleetGeneration(), { value: expected, written: false });
+            await t.putHost({ name: 'host-2', label: null, lastSeen: null });
+            await t.putVm(vmRecord('vm-2', 'host-2'));
+            await t.tx(async (u) => u.putTrust(trustRecord('vm-2', 'trusted', 1), transition('vm-2', 'unverified', 'trusted', 1)));
+            return t.fleetGeneration();
+          });
+          assert.deepEqual(inside, { value: expected + 1, written: true });
+          assert.equal(await g(), ++expected);
+          // rolled back: as if it never moved
+          await assert.rejects(
+            s.tx(async (t) => {
+              await t.putHost({ name: 'host-3', label: null, lastSeen: null });
+              throw new Error('undo');
+            }),
+            /undo/,
+          );
+          assert.equal(await g(), expected);
+          // a savepoint that moved it and rolled back takes it back; the transaction moves it again at its next write
+          const after = await s.tx(async (t) => {
+            await assert.rejects(
+              t.tx(async (u) => {
+                await u.putHost({ name: 'host-4', label: null, lastSeen: null });
+                throw new Error('undo');
+              }),
+              /undo/,
+            );
+            assert.deepEqual(await t.fleetGeneration(), { value: expected, written: false });
+            await t.putHost({ name: 'host-5', label: null, lastSeen: null });
+            return t.fleetGeneration();
+          });
+          assert.deepEqual(after, { value: expected + 1, written: true });
+          assert.equal(await g(), ++expected);
+        }));
+
+      it('lockFleet moves it first, once: the transaction\'s later fleet writes do not move it again', () =>
+        withStore(async (s) => {
+          const g0 = (await s.fleetGeneration()).value;
+          const seen = await s.tx(async (t) => {
+            const locked = await t.lockFleet();
+            await t.putHost({ name: 'host-1', label: null, lastSeen: null });
+            const again = await t.lockFleet();
+            return [locked, again, await t.fleetGeneration()];
+          });
+          assert.deepEqual(seen, [{ value: g0 + 1, written: true }, { value: g0 + 1, written: true }, { value: g0 + 1, written: true }]);
+          assert.equal((await s.fleetGeneration()).value, g0 + 1);
+          await assert.rejects(
+            s.tx(async (t) => {
+              await t.lockFleet();
+              throw new Error('undo');
+            }),
+            /undo/,
+          );
+          assert.equal((await s.fleetGeneration()).value, g0 + 1, 'rolled back with its transaction');
+        }));
+
+      it('another store on the same database sees it move', () =>
+        withStore(async (s, fx) => {
+          const other = await fx.open();
+          const g0 = (await other.fleetGeneration()).value;
+          await s.putHost({ name: 'host-1', label: null, lastSeen: null });
+          assert.equal((await other.fleetGeneration()).value, g0 + 1);
+          await other.putVm(vmRecord('vm-1', 'host-1'));
+          assert.equal((await s.fleetGeneration()).value, g0 + 2);
+        }));
+    });
+
+    describe('retention', () => {
+      it('prune deletes expired nonces and sessions and old evidence (each VM\'s newest kept), at most `limit` a table', () =>
+        withStore(async (s) => {
+          for (let i = 0; i < 5; i++) await s.putNonce('vm-1', `old-${i}`, at(10 + i));
+          await s.putNonce('vm-1', 'fresh', at(100));
+          await s.putNonce('vm-1', 'used-fresh', at(100));
+          assert.equal(await s.useNonce('vm-1', 'used-fresh', at(1)), 'ok');
+          assert.equal(await s.useNonce('vm-1', 'old-0', at(1)), 'ok');
+          await s.putSession({ ...sessionRecord('gone'), expiresAt: at(20) });
+          await s.putSession({ ...sessionRecord('kept'), expiresAt: at(100) });
+          for (let i = 0; i < 4; i++) await s.addEvidence({ vm: 'vm-1', at: at(i), entries: i, ok: false, failures: [] });
+          await s.addEvidence({ vm: 'vm-2', at: at(1), entries: 1, ok: false, failures: [] });
+          await s.addEvidence({ vm: 'vm-3', at: at(60), entries: 1, ok: false, failures: [] });
+          await s.addEvidence({ vm: 'vm-3', at: at(70), entries: 2, ok: false, failures: [] });
+          let r = await s.prune({ now: at(50), evidenceBefore: at(50), limit: 2 });
+          assert.deepEqual(r, { nonces: 2, sessions: 1, evidence: 2 });
+          r = await s.prune({ now: at(50), evidenceBefore: at(50), limit: 2 });
+          assert.deepEqual(r, { nonces: 2, sessions: 0, evidence: 1 });
+          r = await s.prune({ now: at(50), evidenceBefore: at(50), limit: 2 });
+          assert.deepEqual(r, { nonces: 1, sessions: 0, evidence: 0 });
+          // what is left: unexpired nonces (a used one still answers replayed), the kept session, each VM's newest
+          assert.equal(await s.useNonce('vm-1', 'used-fresh', at(51)), 'replayed');
+          assert.equal(await s.useNonce('vm-1', 'fresh', at(51)), 'ok');
+          assert.equal(await s.useNonce('vm-1', 'old-1', at(51)), 'unknown');
+          assert.equal(await s.session('gone'), null);
+          assert.equal((await s.session('kept'))?.user, 'alice');
+          assert.deepEqual(await s.lastEvidence('vm-1'), { vm: 'vm-1', at: at(3), entries: 3, ok: false, failures: [] });
+          assert.deepEqual(await s.lastEvidence('vm-2'), { vm: 'vm-2', at: at(1), entries: 1, ok: false, failures: [] });
+          assert.deepEqual(await s.lastEvidence('vm-3'), { vm: 'vm-3', at: at(70), entries: 2, ok: false, failures: [] });
+          // vm-3's older record is after the cutoff: still there, gone once the cutoff passes it
+          assert.deepEqual(await s.prune({ now: at(50), evidenceBefore: at(65), limit: 10 }), { nonces: 0, sessions: 0, evidence: 1 });
+          assert.deepEqual(await s.lastEvidence('vm-3'), { vm: 'vm-3', at: at(70), entries: 2, ok: false, failures: [] });
         }));
     });
 

@@ -219,10 +219,31 @@ WHERE state = 'trusted' AND EXISTS (
 );
 `;
 
+/**
+ * For evidence at the rate of a large fleet (issue 4, group commit):
+ * - the fleet generation, a counter every transaction that writes fleet state moves on (store.ts), so a controller
+ *   can keep the fleet in memory and know when it must read it again;
+ * - the golden fingerprint apart from the small state rewritten at every increment (a state written before keeps
+ *   it inside; the controller reads both forms);
+ * - each VM's last evidence kept with its state (written with it, no row of its own): the evidence log keeps the
+ *   failures, which retention prunes;
+ * - indexes for pruning expired nonces and sessions;
+ * - the VMs a `revoke` policy update isolated (until they stop, are relabeled or no longer violate).
+ */
+const fleetGeneration = `
+INSERT INTO counters (name, value) VALUES ('fleet', 0);
+ALTER TABLE integrity ADD COLUMN fingerprint TEXT;
+ALTER TABLE integrity ADD COLUMN last_evidence TEXT;
+ALTER TABLE vms ADD COLUMN revoked TEXT;
+CREATE INDEX nonces_expires ON nonces (expires_at);
+CREATE INDEX sessions_expires ON sessions (expires_at);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial', sql: initial },
   { version: 2, name: 'attestation keys', sql: attestationKeys },
   { version: 3, name: 'trust last evidence from the evidence table', sql: lastEvidenceBackfill },
+  { version: 4, name: 'fleet generation, fingerprints apart, last evidence with the state, pruning indexes, revoked VMs', sql: fleetGeneration },
 ];
 
 /** The newest schema this code knows: a database with a higher version is refused. */

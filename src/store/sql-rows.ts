@@ -49,16 +49,21 @@ export const toDraft = (r: Row): DraftRecord => ({
 export const HOST_COLUMNS = 'name, label, last_seen';
 export const toHost = (r: Row): HostV1 => ({ name: str(r.name), label: strOrNull(r.label), lastSeen: strOrNull(r.last_seen) });
 
-export const VM_COLUMNS = 'name, host, label, running, ports, resources, started_seq';
-export const toVm = (r: Row): VmRecord => ({
-  name: str(r.name),
-  host: strOrNull(r.host),
-  label: strOrNull(r.label),
-  running: bool(r.running),
-  ports: json(r.ports) as string[],
-  resources: json(r.resources) as VmRecord['resources'],
-  startedSeq: numOrNull(r.started_seq),
-});
+export const VM_COLUMNS = 'name, host, label, running, ports, resources, started_seq, revoked';
+export const toVm = (r: Row): VmRecord => {
+  const v: VmRecord = {
+    name: str(r.name),
+    host: strOrNull(r.host),
+    label: strOrNull(r.label),
+    running: bool(r.running),
+    ports: json(r.ports) as string[],
+    resources: json(r.resources) as VmRecord['resources'],
+    startedSeq: numOrNull(r.started_seq),
+  };
+  // present only when set: a record written without it reads back as it was
+  if (r.revoked !== null && r.revoked !== undefined) v.revoked = json(r.revoked) as VmRecord['revoked'];
+  return v;
+};
 
 export const RESOURCE_LABEL_COLUMNS = 'kind, id, label';
 export const toResourceLabel = (r: Row): ResourceLabelRecord => ({ kind: str(r.kind) as ResourceKind, id: str(r.id), label: str(r.label) });

@@ -11,6 +11,10 @@
  * such a savepoint, so a call that fails there (a token whose hash is taken) leaves the transaction usable on both
  * backends alike (PostgreSQL would otherwise refuse every later statement). Calls made concurrently inside one
  * transaction run one at a time on its connection.
+ *
+ * The fleet generation (store.ts). Every method that writes fleet state runs in a (nested) transaction whose first
+ * statement moves the `fleet` counter on — once per top-level transaction: a savepoint that moved it and committed
+ * hands that to its parent, one that rolled back takes it back with it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AuditRecordV1, HostV1, PlanV1, ResourceKind, TrustTransitionV1 } from '../api/types.ts';
@@ -26,9 +30,13 @@ import type {
   AuditInput,
   DraftRecord,
   EvidenceRecord,
+  FleetGeneration,
   IntegrityRecord,
+  IntegrityWrite,
   NonceOutcome,
   PolicyVersionRecord,
+  PruneCounts,
+  PruneRequest,
   ResourceLabelRecord,
   SessionRecord,
   Store,
@@ -87,7 +95,21 @@ interface TxContext {
   events: StoreEvent[];
   /** numbers savepoint names within the top-level transaction */
   savepoints: { next: number };
+  /** the fleet generation this transaction (or savepoint) moved the counter to, if it did */
+  fleetBumped?: number;
 }
+
+/** Rows per multi-row statement (each row's values are bound parameters: well under either database's limit). */
+const CHUNK = 100;
+
+function chunks<T>(list: readonly T[], n = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += n) out.push(list.slice(i, i + n));
+  return out;
+}
+
+/** `(?, ?), (?, ?)…`: `rows` groups of `width` placeholders. */
+const placeholders = (rows: number, width: number) => Array.from({ length: rows }, () => `(${Array(width).fill('?').join(', ')})`).join(', ');
 
 export class SqlStore implements Store {
   readonly kind: Store['kind'];
@@ -136,6 +158,11 @@ export class SqlStore implements Store {
     return this.current() ? this.tx(() => this.run(sql, params)) : this.run(sql, params);
   }
 
+  /** One write of fleet state (see fleetTx). */
+  private fleetWrite(sql: string, params: readonly unknown[]): Promise<number> {
+    return this.fleetTx(() => this.run(sql, params));
+  }
+
   async tx<T>(fn: (s: Store) => Promise<T>): Promise<T> {
     this.checkOpen();
     const parent = this.current();
@@ -178,7 +205,37 @@ export class SqlStore implements Store {
     await this.settle(ctx);
     await parent.conn.exec(`RELEASE SAVEPOINT ${name}`);
     parent.events.push(...ctx.events);
+    if (ctx.fleetBumped !== undefined) parent.fleetBumped ??= ctx.fleetBumped;
     return result;
+  }
+
+  // ---- the fleet generation -----------------------------------------------------------------------------------
+
+  /** The generation this transaction moved the counter to, if it (or a committed savepoint of it) did. */
+  private bumpedIn(ctx: TxContext | undefined): number | undefined {
+    for (let c = ctx; c !== undefined; c = c.parent) if (c.fleetBumped !== undefined) return c.fleetBumped;
+    return undefined;
+  }
+
+  /** Run a write of fleet state: in a (nested) transaction that moves the fleet generation on first, once per transaction. */
+  private fleetTx<T>(fn: () => Promise<T>): Promise<T> {
+    return this.tx(async () => {
+      const ctx = this.current();
+      if (ctx !== undefined && this.bumpedIn(ctx) === undefined) {
+        const [row] = await this.use((c) => c.all(`UPDATE counters SET value = value + 1 WHERE name = 'fleet' RETURNING value`));
+        ctx.fleetBumped = Number(row.value);
+      }
+      return fn();
+    });
+  }
+
+  async lockFleet(): Promise<FleetGeneration> {
+    return this.fleetTx(() => this.fleetGeneration());
+  }
+
+  async fleetGeneration(): Promise<FleetGeneration> {
+    const row = await this.one(`SELECT value FROM counters WHERE name = 'fleet'`);
+    return { value: Number(row?.value ?? 0), written: this.bumpedIn(this.current()) !== undefined };
   }
 
   // ---- schema -------------------------------------------------------------------------------------------------
@@ -221,7 +278,7 @@ export class SqlStore implements Store {
   // ---- policies -----------------------------------------------------------------------------------------------
 
   publishPolicy(p: Omit<PolicyVersionRecord, 'version'>): Promise<PolicyVersionRecord> {
-    return this.tx(async () => {
+    return this.fleetTx(async () => {
       // The counter row's lock orders concurrent publishers (PostgreSQL); SQLite's write lock already does.
       const row = await this.use((c) => c.all(`UPDATE counters SET value = value + 1 WHERE name = 'policy' RETURNING value`));
       const record: PolicyVersionRecord = {
@@ -284,7 +341,7 @@ export class SqlStore implements Store {
   // ---- fleet --------------------------------------------------------------------------------------------------
 
   async putHost(h: HostV1): Promise<void> {
-    await this.write(
+    await this.fleetWrite(
       `INSERT INTO hosts (${rows.HOST_COLUMNS}) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET label = excluded.label, last_seen = excluded.last_seen`,
       [h.name, h.label, h.lastSeen],
@@ -301,11 +358,11 @@ export class SqlStore implements Store {
   }
 
   async putVm(v: VmRecord): Promise<void> {
-    await this.write(
-      `INSERT INTO vms (${rows.VM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+    await this.fleetWrite(
+      `INSERT INTO vms (${rows.VM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET host = excluded.host, label = excluded.label, running = excluded.running,
-         ports = excluded.ports, resources = excluded.resources, started_seq = excluded.started_seq`,
-      [v.name, v.host, v.label, v.running, JSON.stringify(v.ports), JSON.stringify(v.resources), v.startedSeq],
+         ports = excluded.ports, resources = excluded.resources, started_seq = excluded.started_seq, revoked = excluded.revoked`,
+      [v.name, v.host, v.label, v.running, JSON.stringify(v.ports), JSON.stringify(v.resources), v.startedSeq, v.revoked ? JSON.stringify(v.revoked) : null],
     );
   }
 
@@ -323,7 +380,7 @@ export class SqlStore implements Store {
   }
 
   async deleteVm(name: string): Promise<boolean> {
-    return (await this.write('DELETE FROM vms WHERE name = ?', [name])) > 0;
+    return (await this.fleetWrite('DELETE FROM vms WHERE name = ?', [name])) > 0;
   }
 
   async putResourceLabel(r: ResourceLabelRecord): Promise<void> {
@@ -363,23 +420,70 @@ export class SqlStore implements Store {
   }
 
   async integrity(vm: string): Promise<IntegrityRecord | null> {
-    const r = await this.one('SELECT vm, state FROM integrity WHERE vm = ?', [vm]);
-    return r && { vm: String(r.vm), state: JSON.parse(String(r.state)) };
+    const r = await this.one('SELECT vm, state, fingerprint FROM integrity WHERE vm = ?', [vm]);
+    return r && { vm: String(r.vm), state: JSON.parse(String(r.state)), fingerprint: r.fingerprint === null || r.fingerprint === undefined ? null : String(r.fingerprint) };
   }
 
   async putIntegrity(r: IntegrityRecord): Promise<void> {
-    await this.write('INSERT INTO integrity (vm, state) VALUES (?, ?) ON CONFLICT (vm) DO UPDATE SET state = excluded.state', [
-      r.vm,
-      JSON.stringify(r.state ?? null),
-    ]);
+    await this.fleetWrite(
+      'INSERT INTO integrity (vm, state, fingerprint) VALUES (?, ?, ?) ON CONFLICT (vm) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint',
+      [r.vm, JSON.stringify(r.state ?? null), r.fingerprint],
+    );
+  }
+
+  async putIntegrities(writes: readonly IntegrityWrite[]): Promise<void> {
+    if (writes.length === 0) return;
+    // the last state of each VM (one statement may not change a row twice on PostgreSQL); every failed evidence
+    const last = new Map<string, { w: IntegrityWrite; fingerprint?: string | null; evidence?: string }>();
+    const failed: EvidenceRecord[] = [];
+    for (const w of writes) {
+      const prev = last.get(w.vm);
+      const e = w.evidence;
+      last.set(w.vm, {
+        w,
+        fingerprint: w.fingerprint !== undefined ? w.fingerprint : prev?.fingerprint,
+        evidence: e !== undefined ? JSON.stringify({ at: e.at, entries: e.entries, ok: e.ok, failures: e.failures }) : prev?.evidence,
+      });
+      if (e !== undefined && (!e.ok || e.failures.length > 0)) failed.push({ vm: w.vm, ...e });
+    }
+    const withFingerprint = [...last.values()].filter((x) => x.fingerprint !== undefined);
+    const without = [...last.values()].filter((x) => x.fingerprint === undefined);
+    await this.fleetTx(async () => {
+      for (const part of chunks(without)) {
+        await this.run(
+          `INSERT INTO integrity (vm, state, last_evidence) VALUES ${placeholders(part.length, 3)}
+           ON CONFLICT (vm) DO UPDATE SET state = excluded.state, last_evidence = COALESCE(excluded.last_evidence, integrity.last_evidence)`,
+          part.flatMap((x) => [x.w.vm, JSON.stringify(x.w.state ?? null), x.evidence ?? null]),
+        );
+      }
+      for (const part of chunks(withFingerprint)) {
+        await this.run(
+          `INSERT INTO integrity (vm, state, fingerprint, last_evidence) VALUES ${placeholders(part.length, 4)}
+           ON CONFLICT (vm) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint,
+             last_evidence = COALESCE(excluded.last_evidence, integrity.last_evidence)`,
+          part.flatMap((x) => [x.w.vm, JSON.stringify(x.w.state ?? null), x.fingerprint ?? null, x.evidence ?? null]),
+        );
+      }
+      for (const part of chunks(failed)) {
+        await this.run(
+          `INSERT INTO evidence (${rows.EVIDENCE_COLUMNS}) VALUES ${placeholders(part.length, 5)}`,
+          part.flatMap((e) => [e.vm, e.at, e.entries, e.ok, JSON.stringify(e.failures)]),
+        );
+      }
+    });
   }
 
   async addEvidence(e: EvidenceRecord): Promise<void> {
     await this.write(`INSERT INTO evidence (${rows.EVIDENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?)`, [e.vm, e.at, e.entries, e.ok, JSON.stringify(e.failures)]);
   }
 
-  /** The evidence added last for the VM (by order of arrival, not by its `at`). */
+  /** The VM's last evidence: kept with its integrity state, else the log's newest (by order of arrival, not by `at`). */
   async lastEvidence(vm: string): Promise<EvidenceRecord | null> {
+    const kept = await this.one('SELECT last_evidence FROM integrity WHERE vm = ?', [vm]);
+    if (kept !== null && kept.last_evidence !== null && kept.last_evidence !== undefined) {
+      const e = JSON.parse(String(kept.last_evidence)) as Omit<EvidenceRecord, 'vm'>;
+      return { vm, at: e.at, entries: e.entries, ok: e.ok, failures: e.failures };
+    }
     const r = await this.one(`SELECT ${rows.EVIDENCE_COLUMNS} FROM evidence WHERE vm = ? ORDER BY id DESC LIMIT 1`, [vm]);
     return r && rows.toEvidence(r);
   }
@@ -402,7 +506,7 @@ export class SqlStore implements Store {
         transition: t,
       });
     }
-    await this.tx(async () => {
+    await this.fleetTx(async () => {
       await this.run(
         `INSERT INTO trust (${rows.TRUST_COLUMNS}) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (vm) DO UPDATE SET state = excluded.state, since = excluded.since, reason = excluded.reason,
@@ -414,11 +518,32 @@ export class SqlStore implements Store {
   }
 
   async touchTrust(vm: string, lastEvidence: string): Promise<boolean> {
-    return (await this.write('UPDATE trust SET last_evidence = ? WHERE vm = ?', [lastEvidence, vm])) > 0;
+    return (await this.fleetWrite('UPDATE trust SET last_evidence = ? WHERE vm = ?', [lastEvidence, vm])) > 0;
+  }
+
+  async touchTrusts(touches: readonly { vm: string; lastEvidence: string }[]): Promise<number> {
+    if (touches.length === 0) return 0;
+    // by time (a group of evidence shares one), the last of each VM
+    const byTime = new Map<string, Set<string>>();
+    const last = new Map(touches.map((t) => [t.vm, t.lastEvidence]));
+    for (const [vm, time] of last) {
+      let set = byTime.get(time);
+      if (set === undefined) byTime.set(time, (set = new Set()));
+      set.add(vm);
+    }
+    return this.fleetTx(async () => {
+      let changed = 0;
+      for (const [time, vms] of byTime) {
+        for (const part of chunks([...vms])) {
+          changed += await this.run(`UPDATE trust SET last_evidence = ? WHERE vm IN (${part.map(() => '?').join(', ')})`, [time, ...part]);
+        }
+      }
+      return changed;
+    });
   }
 
   async putAttestationKey(vm: string, rec: Omit<AttestationKeyRecord, 'vm'>): Promise<void> {
-    await this.write(
+    await this.fleetWrite(
       `INSERT INTO attestation_keys (vm, ak, name, registered_at, registered_by) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (vm) DO UPDATE SET ak = excluded.ak, name = excluded.name, registered_at = excluded.registered_at,
          registered_by = excluded.registered_by`,
@@ -439,7 +564,7 @@ export class SqlStore implements Store {
 
   async putPlans(plans: PlanV1[]): Promise<void> {
     if (plans.length === 0) return;
-    await this.tx(async () => {
+    await this.fleetTx(async () => {
       for (const p of plans) {
         const vms = JSON.stringify(p.vms);
         // The version test is in the write itself, so two controllers racing on one host cannot both succeed.
@@ -468,6 +593,30 @@ export class SqlStore implements Store {
   async plan(host: string): Promise<PlanV1 | null> {
     const r = await this.one(`SELECT ${rows.PLAN_COLUMNS} FROM plans WHERE host = ?`, [host]);
     return r && rows.toPlan(r);
+  }
+
+  async plans(): Promise<PlanV1[]> {
+    return (await this.all(`SELECT ${rows.PLAN_COLUMNS} FROM plans ORDER BY host`)).map(rows.toPlan);
+  }
+
+  // ---- retention ----------------------------------------------------------------------------------------------
+
+  /**
+   * Times are compared as text: the controller writes them as `toISOString` does (UTC, fixed width), whose text
+   * order is time order.
+   */
+  prune(p: PruneRequest): Promise<PruneCounts> {
+    const limit = Math.max(0, Math.floor(p.limit));
+    return this.tx(async () => {
+      const nonces = await this.run('DELETE FROM nonces WHERE (vm, nonce) IN (SELECT vm, nonce FROM nonces WHERE expires_at < ? LIMIT ?)', [p.now, limit]);
+      const sessions = await this.run('DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions WHERE expires_at < ? LIMIT ?)', [p.now, limit]);
+      const evidence = await this.run(
+        `DELETE FROM evidence WHERE id IN (
+           SELECT e.id FROM evidence e WHERE e.at < ? AND e.id < (SELECT MAX(x.id) FROM evidence x WHERE x.vm = e.vm) LIMIT ?)`,
+        [p.evidenceBefore, limit],
+      );
+      return { nonces, sessions, evidence };
+    });
   }
 
   // ---- audit --------------------------------------------------------------------------------------------------

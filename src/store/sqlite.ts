@@ -1,9 +1,14 @@
 /**
  * The SQLite store, the embedded default: one file, `hueguard.db`, in the controller's data directory.
  *
- * Durability: WAL with synchronous=FULL, so a resolved write has reached the disk (the WAL is synced at each
- * commit). better-sqlite3 is synchronous; the store wraps it in the async interface and runs every call through one
- * mutex per database file in this process. Without it a caller's statement could run on the connection while
+ * Durability: a resolved write has reached the disk. The WAL is synced before a write resolves — but not by
+ * SQLite inside COMMIT, which would hold this (the only) thread for the sync: the connection commits with
+ * synchronous=NORMAL (in WAL mode: the commit's pages are written to the WAL file, not yet synced; checkpoints
+ * still sync in the right order, so the database is never corrupted), and then the WAL file is fsynced in libuv's
+ * thread pool before the write's promise resolves. Commits made while a sync is under way wait for the next one,
+ * which covers them all (group commit at the file level). `syncInThread: false` gives SQLite's own
+ * synchronous=FULL instead (a sync in every COMMIT, on this thread). better-sqlite3 is synchronous; the store wraps
+ * it in the async interface and runs every call through one mutex per database file in this process. Without it a caller's statement could run on the connection while
  * another caller's transaction is open and become part of it (and be rolled back with it), and a second store on
  * the same file in this process would block the event loop in SQLite's busy wait while the first held the lock.
  * Other processes on the same file wait up to the busy timeout (better-sqlite3's `timeout`, SQLite's busy_timeout);
@@ -13,10 +18,20 @@
  *
  * Tables are STRICT, so a value of the wrong type fails here as it does on PostgreSQL.
  *
+ * Checkpoints (copying the WAL back into the database file, and syncing that) are not left to the committing
+ * writer, where SQLite does them by default every 1,000 pages: that would be on this thread, holding every request
+ * while megabytes are written and synced. A worker thread with its own connection checkpoints every
+ * `checkpointMs` instead (PASSIVE: it never waits for, nor holds up, the writer); the writer starts the WAL over
+ * once all of it is in the database file. Durability does not change: a commit is durable once the WAL is synced.
+ * If that thread cannot start or stops, the writer checkpoints as SQLite does by default.
+ *
  * Events are in-process only: every store open on the same file in this process receives them.
  */
 import { mkdirSync, realpathSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { StoreError, StoreErrorCode } from './errors.ts';
 import { Mutex } from './mutex.ts';
@@ -29,6 +44,113 @@ export interface SqliteStoreOptions {
   dir: string;
   /** how long a write waits for another process's lock before failing (default 5000 ms) */
   busyTimeoutMs?: number;
+  /** checkpoint the WAL from a worker thread this often (default 200 ms); false: the writer does, as SQLite's default */
+  checkpointMs?: number | false;
+  /** sync the WAL off this thread after commits (default true); false: SQLite's synchronous=FULL, in each COMMIT */
+  syncInThread?: boolean;
+}
+
+/**
+ * Syncs of the WAL file in libuv's thread pool (see the module comment). `sync()` resolves once a sync that began
+ * after the call has finished: a caller whose commit came while one was under way waits for the next, which all
+ * such callers share. The file is kept open: SQLite starts a WAL over by writing its header again, in the same
+ * file, and removes it only once everything is in the database file, synced.
+ */
+class WalSync {
+  private running: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+  private handle: Promise<FileHandle | null> | null = null;
+
+  constructor(private readonly path: string) {}
+
+  sync(): Promise<void> {
+    if (this.running === null) {
+      const p = this.once().finally(() => {
+        if (this.running === p) this.running = null;
+      });
+      this.running = p;
+      return p;
+    }
+    this.queued ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = null;
+        return this.sync();
+      });
+    return this.queued;
+  }
+
+  private async once(): Promise<void> {
+    this.handle ??= open(this.path, 'r').catch((e: NodeJS.ErrnoException) => {
+      this.handle = null;
+      // no WAL file (yet): nothing of it to sync
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+    const h = await this.handle;
+    if (h === null) return;
+    try {
+      await h.sync();
+    } catch (e) {
+      // a handle that failed is not used again
+      this.handle = null;
+      await h.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    const h = await this.handle?.catch(() => null);
+    this.handle = null;
+    await h?.close().catch(() => undefined);
+  }
+}
+
+/** The checkpointing thread: plain CommonJS (no loader needed), given the file and better-sqlite3's path. */
+const CHECKPOINTER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.module);
+const db = new Database(workerData.file, { timeout: 0 });
+db.pragma('synchronous = FULL');
+const checkpoint = () => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {} };
+const timer = setInterval(checkpoint, workerData.everyMs);
+parentPort.on('message', (m) => {
+  if (m !== 'stop') return;
+  clearInterval(timer);
+  checkpoint();
+  db.close();
+  parentPort.close();
+});
+`;
+
+/** Checkpoints on a worker thread (see the module comment); `onLost` when it fails or ends by itself. */
+class Checkpointer {
+  private readonly worker: Worker;
+  private stopped = false;
+  private readonly done: Promise<void>;
+
+  constructor(file: string, everyMs: number, onLost: () => void) {
+    const module = createRequire(import.meta.url).resolve('better-sqlite3');
+    this.worker = new Worker(CHECKPOINTER, { eval: true, workerData: { file, everyMs, module } });
+    this.worker.unref();
+    this.done = new Promise((resolve) => {
+      this.worker.on('error', () => undefined);
+      this.worker.on('exit', () => {
+        if (!this.stopped) onLost();
+        resolve();
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    // held by the thread while it finishes (unreferenced, it would not keep a closing process waiting for it)
+    this.worker.ref();
+    this.worker.postMessage('stop');
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
+    await Promise.race([this.done, timeout]);
+    await this.worker.terminate();
+  }
 }
 
 export const SQLITE_FILE = 'hueguard.db';
@@ -84,15 +206,46 @@ class SqliteDriver implements SqlDriver {
   /** this store's listeners, removed from the shared set when it closes */
   private readonly mine = new Set<(e: StoreEvent) => void>();
 
+  private checkpointer: Checkpointer | null = null;
+  /** the WAL's syncs off this thread; null: SQLite syncs in COMMIT (synchronous=FULL) */
+  private readonly wal: WalSync | null;
+  /** this connection wrote since the last sync was asked for */
+  private dirty = false;
+
   constructor(
     private readonly db: Database.Database,
     private readonly file: string,
     private readonly shared: Shared,
+    checkpointMs: number | false,
+    syncInThread: boolean,
   ) {
+    this.wal = syncInThread ? new WalSync(`${file}-wal`) : null;
+    this.db.pragma(syncInThread ? 'synchronous = NORMAL' : 'synchronous = FULL');
+    if (checkpointMs !== false) {
+      try {
+        this.db.pragma('wal_autocheckpoint = 0');
+        this.checkpointer = new Checkpointer(file, checkpointMs, () => this.checkpointLost());
+      } catch {
+        this.checkpointLost();
+      }
+    }
     this.conn = {
-      all: (sql, params = []) => guarded(() => this.statement(sql).all(...bind(params)) as Row[]),
-      run: (sql, params = []) => guarded(() => this.statement(sql).run(...bind(params)).changes),
-      exec: (sql) => guarded(() => void this.db.exec(sql)),
+      all: (sql, params = []) =>
+        guarded(() => {
+          const st = this.statement(sql);
+          if (!st.reader) this.dirty = true;
+          return st.all(...bind(params)) as Row[];
+        }),
+      run: (sql, params = []) =>
+        guarded(() => {
+          this.dirty = true;
+          return this.statement(sql).run(...bind(params)).changes;
+        }),
+      exec: (sql) =>
+        guarded(() => {
+          this.dirty = true;
+          this.db.exec(sql);
+        }),
     };
     this.events = {
       emit: (e) => {
@@ -108,24 +261,51 @@ class SqliteDriver implements SqlDriver {
     return s;
   }
 
-  autocommit<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
-    return this.shared.mutex.run(() => fn(this.conn));
+  /** Whether this connection wrote since last asked (and forget it): a sync is then due before answering. */
+  private wrote(): boolean {
+    const d = this.dirty;
+    this.dirty = false;
+    return d;
   }
 
-  transaction<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
-    return this.shared.mutex.run(async () => {
-      // IMMEDIATE: take the write lock now, so a transaction that reads then writes never fails half-way on it.
-      await this.conn.exec('BEGIN IMMEDIATE');
+  /** After a write, once it is committed: the WAL synced (off this thread), so the write is durable. */
+  private async durable<T>(result: T, wrote: boolean): Promise<T> {
+    if (wrote && this.wal !== null) await this.wal.sync();
+    return result;
+  }
+
+  async autocommit<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
+    let wrote = false;
+    const result = await this.shared.mutex.run(async () => {
       try {
-        const result = await fn(this.conn);
-        await this.conn.exec('COMMIT');
-        return result;
+        return await fn(this.conn);
+      } finally {
+        wrote = this.wrote();
+      }
+    });
+    return this.durable(result, wrote);
+  }
+
+  async transaction<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
+    let wrote = false;
+    const result = await this.shared.mutex.run(async () => {
+      this.wrote();
+      // IMMEDIATE: take the write lock now, so a transaction that reads then writes never fails half-way on it.
+      await guarded(() => void this.db.exec('BEGIN IMMEDIATE'));
+      try {
+        const r = await fn(this.conn);
+        await guarded(() => void this.db.exec('COMMIT'));
+        wrote = this.wrote();
+        return r;
       } catch (e) {
+        this.wrote();
         // Some errors (disk full, I/O) end the transaction themselves.
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw e;
       }
     });
+    // The next transaction may begin meanwhile: its commit is covered by this sync or the next.
+    return this.durable(result, wrote);
   }
 
   subscribe(fn: (e: StoreEvent) => void): () => void {
@@ -139,9 +319,19 @@ class SqliteDriver implements SqlDriver {
     };
   }
 
+  /** The checkpointing thread is gone: the writer checkpoints again, as SQLite does by default. */
+  private checkpointLost(): void {
+    this.checkpointer = null;
+    if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+  }
+
   async close(): Promise<void> {
+    const c = this.checkpointer;
+    this.checkpointer = null;
+    await c?.stop();
     // Through the mutex: calls already queued finish first.
     await this.shared.mutex.run(() => this.db.close());
+    await this.wal?.close();
     for (const fn of this.mine) this.shared.listeners.delete(fn);
     releaseShared(this.file, this.shared);
   }
@@ -155,14 +345,13 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
   let shared: Shared | undefined;
   try {
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     shared = acquireShared(file);
   } catch (e) {
     db.close();
     throw e;
   }
-  const store = new SqlStore(new SqliteDriver(db, file, shared));
+  const store = new SqlStore(new SqliteDriver(db, file, shared, opts.checkpointMs ?? 200, opts.syncInThread ?? true));
   try {
     await store.migrate();
   } catch (e) {

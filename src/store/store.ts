@@ -10,6 +10,12 @@
  * - The audit log is hash-chained inside the store's transaction, so two controllers on one database never fork it.
  * - `events` carries what changed to every controller on the same database (PostgreSQL: LISTEN/NOTIFY), so that a
  *   change made through one is seen by the clients of another.
+ * - The fleet generation (`fleetGeneration`) is a number that every transaction writing fleet state moves on, once:
+ *   hosts, VMs, trust records, plans, policy versions, integrity states, attestation keys. A controller that keeps
+ *   that state in memory reads it at the start of its transaction and knows, by comparing, whether anyone (another
+ *   controller, another part of itself) has changed it since it was loaded. The write that moves it locks it
+ *   (PostgreSQL: its row, until the commit), so write fleet tables before other locked rows (the audit head) in a
+ *   transaction: every fleet-writing transaction then takes its locks in the same order.
  */
 import type { AuditRecordV1, HostV1, PlanV1, ResourceKind, Role, TrustState, TrustTransitionV1 } from '../api/types.ts';
 
@@ -45,6 +51,18 @@ export interface VmRecord {
   resources: { kind: ResourceKind; id: string }[];
   /** the order of starts on its host (the Chinese Wall replays in this order) */
   startedSeq: number | null;
+  /**
+   * isolated by a policy update published in `revoke` mode, which found it violating (DESIGN.md §2), until it stops,
+   * is relabeled, or a later update no longer finds it violating; absent or null: not
+   */
+  revoked?: VmRevocation | null;
+}
+
+export interface VmRevocation {
+  /** the store version of the policy whose update isolated it */
+  policyVersion: number;
+  /** the violations found (the monitor's codes: wall_conflict, not_authorized, resource_forbidden…) */
+  reasons: string[];
 }
 
 export interface ResourceLabelRecord {
@@ -62,11 +80,30 @@ export interface TrustRecord {
   lastEvidence: string | null;
 }
 
-/** The verifier's state of one VM, kept between evidence increments (replay snapshot, appraiser state, reference values). */
+/**
+ * The verifier's state of one VM, kept between evidence increments: a small state rewritten at every increment
+ * (replay snapshot, appraiser state, quote clock) and its golden fingerprint (reference values), large and written
+ * only when it changes (enrollment, re-enrollment).
+ */
 export interface IntegrityRecord {
   vm: string;
   /** opaque JSON owned by the trust engine */
   state: unknown;
+  /** the golden fingerprint's text (opaque to the store); null: none (or none stored apart from `state`) */
+  fingerprint: string | null;
+}
+
+/** One VM's integrity state to write with `putIntegrities`, and what goes with it. */
+export interface IntegrityWrite {
+  vm: string;
+  state: unknown;
+  /** the fingerprint's text; omitted: the stored one stays (none for a VM without a record yet) */
+  fingerprint?: string | null;
+  /**
+   * the evidence this state comes from: the VM's last evidence from now on (`lastEvidence`), kept with the state
+   * (no row of its own); one that failed (not ok, or with failures) is appended to the evidence log as well
+   */
+  evidence?: Omit<EvidenceRecord, 'vm'>;
 }
 
 /** A VM's registered attestation key (its vTPM's AK), which verifies the quotes of its evidence. */
@@ -91,6 +128,29 @@ export interface EvidenceRecord {
 }
 
 export type NonceOutcome = 'ok' | 'unknown' | 'replayed' | 'stale';
+
+/** The fleet generation as a transaction sees it (see the module comment). */
+export interface FleetGeneration {
+  value: number;
+  /** this transaction has written fleet state (and moved `value` on, once) */
+  written: boolean;
+}
+
+/** What `prune` deletes: nothing that is still in use, nothing append-only (audit, trust history, policy versions). */
+export interface PruneRequest {
+  /** ISO time: nonces and sessions that expired before it go (an expired nonce is refused anyway: now `unknown`) */
+  now: string;
+  /** ISO time: records of the evidence log older than it go, except each VM's newest */
+  evidenceBefore: string;
+  /** at most this many rows of each table in one call: call again while a count reaches it */
+  limit: number;
+}
+
+export interface PruneCounts {
+  nonces: number;
+  sessions: number;
+  evidence: number;
+}
 
 export interface TokenRecord {
   id: string;
@@ -174,8 +234,16 @@ export interface Store {
   /** Use a nonce once: `replayed` the second time, `stale` after it expired, `unknown` if never issued for this VM. */
   useNonce(vm: string, nonce: string, now: string): Promise<NonceOutcome>;
   integrity(vm: string): Promise<IntegrityRecord | null>;
+  /** Write a VM's state and fingerprint. */
   putIntegrity(r: IntegrityRecord): Promise<void>;
+  /**
+   * Write many VMs' states at once (the group commit of evidence), each with its fingerprint and evidence when
+   * given (see IntegrityWrite). A VM named twice: its last state and fingerprint, each of its evidence records.
+   */
+  putIntegrities(writes: readonly IntegrityWrite[]): Promise<void>;
+  /** Append an evidence record to the log. */
   addEvidence(e: EvidenceRecord): Promise<void>;
+  /** The VM's last evidence: the one written with its integrity state, else the newest of the log. */
   lastEvidence(vm: string): Promise<EvidenceRecord | null>;
   trust(vm: string): Promise<TrustRecord | null>;
   trusts(): Promise<TrustRecord[]>;
@@ -186,6 +254,8 @@ export interface Store {
    * record (no transition, no history). False if the VM has no trust record.
    */
   touchTrust(vm: string, lastEvidence: string): Promise<boolean>;
+  /** `touchTrust` for many VMs at once; the number of records changed (VMs without a record are skipped). */
+  touchTrusts(touches: readonly { vm: string; lastEvidence: string }[]): Promise<number>;
   trustHistory(vm: string): Promise<TrustTransitionV1[]>;
   /** Register (or replace) a VM's attestation key; the caller decides whether a replacement is allowed. */
   putAttestationKey(vm: string, rec: Omit<AttestationKeyRecord, 'vm'>): Promise<void>;
@@ -195,6 +265,19 @@ export interface Store {
   /** Store new plans; each host's version must be one more than its current one, or the whole call fails. */
   putPlans(plans: PlanV1[]): Promise<void>;
   plan(host: string): Promise<PlanV1 | null>;
+  /** Every host's current plan, by host. */
+  plans(): Promise<PlanV1[]>;
+
+  /** The fleet generation (see the module comment): in a transaction, as it sees it. */
+  fleetGeneration(): Promise<FleetGeneration>;
+  /**
+   * Move the fleet generation on now, as the first fleet write of this transaction would (nothing if it did
+   * already), taking its lock until the commit: a writer that reads fleet state first and writes after calls this
+   * first, so that no other writer's commit can come between its reads and its writes. The generation after.
+   */
+  lockFleet(): Promise<FleetGeneration>;
+  /** Delete what has expired or aged out (see PruneRequest), in one transaction. */
+  prune(p: PruneRequest): Promise<PruneCounts>;
 
   // audit
   appendAudit(r: AuditInput): Promise<AuditRecordV1>;

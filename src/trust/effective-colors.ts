@@ -7,7 +7,8 @@
  *    ("without it an unlabeled VM shares nothing"); a label the policy does not have gives none.
  * 2. The host: a VM on no host, on a host the fleet does not know, or on a host whose label (its own, or the
  *    policy's bootstrap label when it has none) is not in the policy gets none; so does a VM not authorized there,
- *    `colors(V) ⊄ colors(hostLabel)` (DESIGN.md §2: "VM is not authorized to run").
+ *    `colors(V) ⊄ colors(hostLabel)` (DESIGN.md §2: "VM is not authorized to run"); and one that a policy update
+ *    in `revoke` mode isolated (DESIGN.md §2: "isolate exactly the violators"), until it stops or is relabeled.
  * 3. Trust: `trusted` keeps the label's colors; `unverified` gets none (no appraised evidence yet); `untrusted`
  *    and `unreachable` keep them under the label's trust rule `alert`, and get none under `isolate`.
  * A label with no colors gives none too (it shares nothing), with that reason.
@@ -62,6 +63,7 @@ export function effectiveColors(policy: CompiledPolicy, vm: FleetVm, trust: Trus
   if (!policy.authorized(onHost, label)) {
     return none(`not authorized to run on host "${vm.host}": the colors of "${labelName}" are not within host label "${policy.labelNames[onHost]}"`);
   }
+  if (vm.revoked) return none(`isolated by the revoke of policy version ${vm.revoked.policyVersion}: ${vm.revoked.reasons.join(', ')}`);
   if (trust === 'unverified') return none('unverified: no appraised evidence yet');
   if (trust !== 'trusted' && policy.policy.labels[label].onUntrusted === 'isolate') {
     const why = trust === 'untrusted' ? 'evidence failed appraisal' : 'no fresh evidence before the deadline';

@@ -84,6 +84,43 @@ export function applyVerdict(fleet: Fleet, vm: string, verdict: VerdictInput, no
   return step(fleet, vm, { kind: 'verdict', ok: verdict.ok, fresh: verdict.fresh, reason: verdict.summary }, now);
 }
 
+/** One verdict of many (applyVerdicts). */
+export interface VerdictStep {
+  vm: string;
+  verdict: VerdictInput;
+}
+
+export interface VerdictsResult extends EngineResult {
+  /** each step's trust record right after it (in the order of the steps; the same VM may come more than once) */
+  after: TrustRecord[];
+  /** each step's transition, or null when it made none */
+  moved: (TrustTransition | null)[];
+}
+
+/**
+ * Many verdicts at once, in order (a VM may have more than one: each steps from the record the one before left):
+ * the result of applying them one after another, but with one new plan for each host they reach, not one per
+ * verdict — what a controller stores in one transaction for evidence it took together. `trust` holds each changed
+ * VM's last record; `transitions` every transition, in order. Throws unknown_vm (and nothing is applied).
+ */
+export function applyVerdicts(fleet: Fleet, steps: readonly VerdictStep[], now: number): VerdictsResult {
+  const latest = new Map<string, TrustRecord>();
+  const after: TrustRecord[] = [];
+  const moved: (TrustTransition | null)[] = [];
+  const transitions: TrustTransition[] = [];
+  for (const { vm, verdict } of steps) {
+    if (!fleet.vms.has(vm)) throw new TrustError(TrustErrorCode.unknownVm, `no VM "${vm}" in the fleet`, { vm });
+    const current = latest.get(vm) ?? fleet.trust.get(vm);
+    const s = stepTrust(vm, current, { kind: 'verdict', ok: verdict.ok, fresh: verdict.fresh, reason: verdict.summary }, now);
+    if (s.record !== current) latest.set(vm, s.record);
+    after.push(s.record);
+    moved.push(s.transition);
+    if (s.transition !== null) transitions.push(s.transition);
+  }
+  if (latest.size === 0) return { ...nothing(fleet), after, moved };
+  return { ...finish(fleet, [...latest.values()], transitions, hostsOf(fleet, transitions)), after, moved };
+}
+
 /**
  * An operator re-admits an untrusted VM: → `unverified`, and `trusted` again at its next good verdict. Throws
  * unknown_vm, not_untrusted for a VM in another state, reason_required without an actor or a reason.

@@ -166,6 +166,8 @@ export interface EvidenceIncrement {
   /** the VM booted again: its list starts anew (`from` must then be 0) */
   reboot?: boolean;
   quote?: QuoteEvidence;
+  /** the string entries, already parsed by the caller (blank lines left out), in order: not parsed again */
+  parsed?: readonly ImaEntry[];
 }
 
 export interface EvidenceContext {
@@ -181,6 +183,11 @@ export interface EvidenceContext {
   violations?: 'fail' | 'accept';
   /** most entries kept waiting for a quote (default 100,000) */
   maxWaiting?: number;
+  /**
+   * whose state this is (a VM's name): the appraiser compiled for it is kept under this key and used again at its
+   * next increment. Without one, a single appraiser is kept per fingerprint text.
+   */
+  key?: string;
 }
 
 /** One entry that failed appraisal. */
@@ -248,18 +255,31 @@ function hexBytes(s: unknown, field: string): Buffer {
   return Buffer.from(s, 'hex');
 }
 
-/** Entries as parsed entries and their lines; `first` is the 1-based number of the first. */
-function readEntries(raw: readonly (string | ImaEntry)[], first: number, onError: (n: number, e: unknown) => never): { entries: ImaEntry[]; lines: string[] } {
+/**
+ * Entries as parsed entries and their lines; `first` is the 1-based number of the first. `parsed`, when given,
+ * holds the string lines already parsed (blank ones left out), in order.
+ */
+function readEntries(
+  raw: readonly (string | ImaEntry)[],
+  first: number,
+  onError: (n: number, e: unknown) => never,
+  parsed?: readonly ImaEntry[],
+): { entries: ImaEntry[]; lines: string[] } {
   const entries: ImaEntry[] = [];
   const lines: string[] = [];
+  let k = 0;
   for (const x of raw) {
     const n = first + entries.length;
     if (typeof x === 'string') {
       if (x.trim() === '') continue;
-      try {
-        entries.push(parseAsciiLine(x, n));
-      } catch (e) {
-        onError(n, e);
+      const known = parsed?.[k++];
+      if (known !== undefined) entries.push(known);
+      else {
+        try {
+          entries.push(parseAsciiLine(x, n));
+        } catch (e) {
+          onError(n, e);
+        }
       }
       lines.push(x.endsWith('\n') ? x.slice(0, -1) : x);
     } else {
@@ -353,8 +373,33 @@ function sameAppraiserState(a: AppraiserState, b: AppraiserState): boolean {
   });
 }
 
+/**
+ * Live appraisers kept by the caller's key (a VM's name, `EvidenceContext.key`): VMs enrolled together from the
+ * same entries at the same time have the same fingerprint text, so one live appraiser per text would be taken in
+ * turn by each and compiled again every time. Bounded by the paths their fingerprints hold, oldest evicted first.
+ */
+interface Live {
+  appraiser: Appraiser;
+  violations: 'fail' | 'accept';
+  state: AppraiserState;
+}
+const LIVE_MAX_PATHS = 1_000_000;
+const liveByKey = new Map<string, { text: string; live: Live; paths: number }>();
+let livePaths = 0;
+
 /** An Appraiser for `text` in the stored `state`: the cached live one when it is in exactly that state. */
-function appraiserFor(text: string, state: AppraiserState, violations: 'fail' | 'accept'): Appraiser {
+function appraiserFor(text: string, state: AppraiserState, violations: 'fail' | 'accept', key?: string): Appraiser {
+  if (key !== undefined) {
+    const c = cachedFingerprint(text);
+    const e = liveByKey.get(key);
+    if (e !== undefined) {
+      // taken: whatever happens next, it is not reused unless kept again
+      liveByKey.delete(key);
+      livePaths -= e.paths;
+      if (e.text === text && e.live.violations === violations && sameAppraiserState(e.live.state, state)) return e.live.appraiser;
+    }
+    return restoreAppraiser(c.policy, state, violations);
+  }
   const c = cachedFingerprint(text);
   const live = c.live;
   c.live = undefined; // taken: whatever happens next, it is not reused unless kept again
@@ -371,10 +416,32 @@ function restoreAppraiser(policy: RuntimePolicy, state: AppraiserState, violatio
   }
 }
 
-function keepAppraiser(text: string, appraiser: Appraiser, saved: AppraiserState, violations: 'fail' | 'accept'): void {
+function keepAppraiser(text: string, appraiser: Appraiser, saved: AppraiserState, violations: 'fail' | 'accept', key?: string): void {
   const c = fingerprints.get(text);
+  if (c === undefined) return;
   // a copy: the caller owns the state it is given and may change it
-  if (c !== undefined) c.live = { appraiser, violations, state: structuredClone(saved) };
+  const live = { appraiser, violations, state: copyAppraiserState(saved) };
+  if (key === undefined) {
+    c.live = live;
+    return;
+  }
+  const old = liveByKey.get(key);
+  if (old !== undefined) {
+    liveByKey.delete(key);
+    livePaths -= old.paths;
+  }
+  liveByKey.set(key, { text, live, paths: c.paths });
+  livePaths += c.paths;
+  for (const [k, e] of liveByKey) {
+    if (livePaths <= LIVE_MAX_PATHS || k === key) break;
+    liveByKey.delete(k);
+    livePaths -= e.paths;
+  }
+}
+
+/** A copy of an appraiser's saved state (plain fields: cheaper than structuredClone on this path). */
+function copyAppraiserState(a: AppraiserState): AppraiserState {
+  return { version: a.version, next: a.next, counts: { ...a.counts }, learnt: a.learnt.map((k) => ({ ...k })) };
 }
 
 // ---- the quote -----------------------------------------------------------------------------------------------------
@@ -486,8 +553,11 @@ export function processEvidence(stateIn: unknown, inc: EvidenceIncrement, ctx: E
   if (inc.quote !== undefined && ctx.ak === undefined) {
     throw new TrustError(TrustErrorCode.noAttestationKey, 'a quote for a VM without a known attestation key: register its AK first');
   }
-  const incoming = readEntries(inc.entries, expected + 1, (n, e) =>
-    badEvidence(`entry ${n}: ${(e as Error).message}`, { entry: n, code: isIntegrityError(e) ? e.code : undefined }),
+  const incoming = readEntries(
+    inc.entries,
+    expected + 1,
+    (n, e) => badEvidence(`entry ${n}: ${(e as Error).message}`, { entry: n, code: isIntegrityError(e) ? e.code : undefined }),
+    inc.parsed,
   );
   const held = readEntries(st.waiting, st.replay.next + 1, (n, e) => badState(`waiting entry ${n}: ${(e as Error).message}`));
   const all = [...held.entries, ...incoming.entries];
@@ -538,11 +608,11 @@ export function processEvidence(stateIn: unknown, inc: EvidenceIncrement, ctx: E
     // violations of the first measurement are accepted with it (the fingerprint leaves them out)
     appraiser = restoreAppraiser(policy, st.appraiser, 'accept');
   } else if (fingerprint !== null) {
-    appraiser = appraiserFor(fingerprint, st.appraiser, violations);
+    appraiser = appraiserFor(fingerprint, st.appraiser, violations, ctx.key);
   }
   const v = appraiser?.appraise(appraisedEntries) ?? { ok: true, counts: zeroCounts(), failures: [] };
   const saved = appraiser?.saveState() ?? { ...st.appraiser, next: replay.next };
-  if (appraiser !== null && !enrolled && fingerprint !== null) keepAppraiser(fingerprint, appraiser, saved, violations);
+  if (appraiser !== null && !enrolled && fingerprint !== null) keepAppraiser(fingerprint, appraiser, saved, violations, ctx.key);
   const newState: IntegrityState = {
     ...st,
     replay,

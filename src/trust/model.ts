@@ -54,6 +54,8 @@ export interface FleetVm {
   label: string | null;
   running: boolean;
   ports: readonly string[];
+  /** isolated by a policy update in `revoke` mode (the store's VmRecord.revoked); absent or null: not */
+  revoked?: { policyVersion: number; reasons: readonly string[] } | null;
 }
 
 /** Everything the engine decides from. */

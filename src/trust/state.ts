@@ -44,9 +44,16 @@ export interface TrustStep {
   transition: TrustTransition | null;
 }
 
+/** The last time written (a group of verdicts shares one `now`). */
+let lastMs = NaN;
+let lastIso = '';
+
 export function isoTime(ms: number): string {
+  if (ms === lastMs) return lastIso;
   if (!Number.isFinite(ms)) throw new TrustError(TrustErrorCode.badArgument, `not a time: ${ms}`);
-  return new Date(ms).toISOString();
+  lastIso = new Date(ms).toISOString();
+  lastMs = ms;
+  return lastIso;
 }
 
 /** The record of a VM the controller has just learnt of. */

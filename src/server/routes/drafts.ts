@@ -16,7 +16,7 @@ import { notFound } from '../errors.ts';
 import { loadFleet } from '../fleet.ts';
 import { bodyText, readPolicyText, type DiagnosticV1 } from '../policy-text.ts';
 import { publishPolicy } from '../publish.ts';
-import { replayChange } from '../replay.ts';
+import { asMode, colorChanges, replayChange } from '../replay.ts';
 import { anyObject, draftSummaryV1, draftV1, diagnosticV1 as diagnosticSchema, id, note, policyTextBody, policyVersionSummaryV1, updateMode } from '../schemas.ts';
 
 /** A draft on the wire. */
@@ -114,7 +114,7 @@ export function draftRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get('/api/v1/policy/drafts/:id/preview', {
     schema: {
-      summary: 'What publishing the draft would do to the live fleet: the sharing diff, the violations (reject refuses them) and the VMs revoke would isolate',
+      summary: 'What publishing the draft would do to the live fleet (operators): the sharing diff by label pair, the running VMs whose colors change (`colors`), the violations (reject refuses them) and the VMs revoke would isolate',
       tags,
       params: idParams,
       response: { 200: anyObject },
@@ -124,14 +124,16 @@ export function draftRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const t = readDraft(d);
     const current = await ctx.policies.current();
     const fleet = await loadFleet(ctx.store);
+    // one replay: the two modes differ only in what they do with its violations
     const reject = replayChange(current?.policy ?? null, t.policy, fleet, 'reject');
-    const revoke = replayChange(current?.policy ?? null, t.policy, fleet, 'revoke');
+    const revoke = asMode(reject, 'revoke');
     return {
       draft: d.id,
       current: current?.record.version ?? null,
       kind: reject.kind,
       diff: reject.diff,
       sharing: reject.sharing,
+      colors: colorChanges(current?.policy ?? null, t.policy, fleet),
       relabeled: reject.relabeled,
       refusals: reject.refusals,
       violations: reject.violations,

@@ -11,7 +11,7 @@ import { audit, notify, nowIso, type ServerContext } from '../context.ts';
 import { ApiError, ApiErrorCode, notFound } from '../errors.ts';
 import { hostV1, labelName, name, vmResource, vmV1 } from '../schemas.ts';
 import { vmViews } from '../vm-view.ts';
-import { countEffects, currentFleet, storeInventory } from '../trust.ts';
+import { countEffects, storeInventory } from '../trust.ts';
 
 export type { HostInventoryV1, ReportedVmV1 } from '../../api/types.ts';
 
@@ -78,15 +78,14 @@ export function hostRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const { label } = request.body as { label: string | null };
     const p = principalOf(request);
     const h: HostV1 = { name: hostName, label, lastSeen: nowIso(ctx) };
-    const current = await ctx.policies.current();
-    const effects = await ctx.store.tx(async (s) => {
-      const fleet = await currentFleet(s, current);
+    const effects = await ctx.fleet.change(async (s, view) => {
       const before = await s.host(hostName);
       await s.putHost(h);
+      const r = await storeInventory(ctx, s, view.fleet, { hosts: [h] });
       if ((before?.label ?? null) !== label || before === null) {
         await audit(ctx, s, p.actor, 'host.label', `host/${hostName}`, { from: before?.label ?? null, to: label, registered: before === null });
       }
-      return storeInventory(ctx, s, fleet, { hosts: [h] });
+      return { value: r.effects, fleet: r.fleet };
     });
     countEffects(ctx, effects);
     await notify(ctx, 'fleet', `host/${hostName}`);
@@ -111,9 +110,7 @@ export function hostRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
       seen.add(v.name);
     });
-    const current = await ctx.policies.current();
-    const effects = await ctx.store.tx(async (s) => {
-      const fleet = await currentFleet(s, current);
+    const effects = await ctx.fleet.change(async (s, view) => {
       const set: VmRecord[] = [];
       const removed: string[] = [];
       const before = await s.vms(hostName);
@@ -121,6 +118,8 @@ export function hostRoutes(app: FastifyInstance, ctx: ServerContext): void {
       for (const v of vms) {
         const prev = await s.vm(v.name);
         const keepsSeq = prev !== null && prev.running && prev.host === hostName && prev.startedSeq !== null;
+        // isolated by a revoke while it keeps running here; a new start (admitted under the policy) starts clean
+        const keepsRevoked = v.running && prev !== null && prev.running && prev.host === hostName && prev.revoked;
         const record: VmRecord = {
           name: v.name,
           host: hostName,
@@ -129,6 +128,7 @@ export function hostRoutes(app: FastifyInstance, ctx: ServerContext): void {
           ports: v.ports ?? [],
           resources: v.resources ?? [],
           startedSeq: v.running ? (keepsSeq ? prev.startedSeq : ++seq) : null,
+          ...(keepsRevoked ? { revoked: prev.revoked } : {}),
         };
         await s.putVm(record);
         set.push(record);
@@ -142,7 +142,8 @@ export function hostRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const hostRecord: HostV1 = { name: hostName, label: h?.label ?? null, lastSeen: nowIso(ctx) };
       await s.putHost(hostRecord);
       // the plans of this host (and of the hosts VMs moved from) follow, in the same transaction
-      return storeInventory(ctx, s, fleet, { hosts: h === null ? [hostRecord] : [], vms: set, removeVms: removed });
+      const r = await storeInventory(ctx, s, view.fleet, { hosts: [hostRecord], vms: set, removeVms: removed });
+      return { value: r.effects, fleet: r.fleet };
     });
     countEffects(ctx, effects);
     await notify(ctx, 'fleet', `host/${hostName}`);

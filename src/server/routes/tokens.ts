@@ -63,6 +63,7 @@ export function tokenRoutes(app: FastifyInstance, ctx: ServerContext): void {
   }, async (request, reply) => {
     const tokenId = (request.params as { id: string }).id;
     if (!(await ctx.store.revokeToken(tokenId, nowIso(ctx)))) throw notFound('token', tokenId);
+    ctx.tokenCache.clear();
     await audit(ctx, ctx.store, principalOf(request).actor, 'token.revoke', `token/${tokenId}`);
     return reply.code(204).send();
   });

@@ -11,7 +11,7 @@ import { audit, notify, type ServerContext } from '../context.ts';
 import { ApiError, ApiErrorCode, notFound } from '../errors.ts';
 import { labelName, name, note, vmV1 } from '../schemas.ts';
 import { vmViews } from '../vm-view.ts';
-import { countEffects, currentFleet, noEffects, storeInventory } from '../trust.ts';
+import { countEffects, noEffects, storeInventory } from '../trust.ts';
 
 const tags = ['fleet'];
 const nameParams = { type: 'object', required: ['name'], properties: { name } } as const;
@@ -61,11 +61,10 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
     if (body.label !== null && current.compiled.labelIndex(body.label) < 0) {
       throw new ApiError(ApiErrorCode.unknownLabel, `label "${body.label}" is not defined by the published policy (version ${current.record.version})`, { field: 'body.label', label: body.label });
     }
-    const effects = await ctx.store.tx(async (s) => {
+    const effects = await ctx.fleet.change(async (s, view) => {
       const v = await s.vm(vmName);
       if (v === null) throw notFound('vm', vmName);
-      if (v.label === body.label) return noEffects();
-      const fleet = await currentFleet(s, current);
+      if (v.label === body.label) return { value: noEffects() };
       if (v.running && v.host !== null) {
         const answer = decideAdmission(
           { host: v.host, vm: v.name, label: body.label },
@@ -78,10 +77,13 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
           throw new ApiError(ApiErrorCode.labelConflict, `VM "${vmName}" runs on host "${v.host}", where it could not run with label "${body.label ?? '(unlabeled)'}": ${answer.details.message}`, answer);
         }
       }
-      await s.putVm({ ...v, label: body.label });
-      await audit(ctx, s, p.actor, 'vm.label', `vm/${vmName}`, { from: v.label, to: body.label, reason: body.reason ?? '', host: v.host });
+      // a new label, admitted where it runs: no longer isolated by an earlier revoke
+      const relabeled = { ...v, label: body.label, revoked: null };
+      await s.putVm(relabeled);
       // its host's plan follows the new label's colors, in the same transaction
-      return storeInventory(ctx, s, fleet, { vms: [{ ...v, label: body.label }] });
+      const r = await storeInventory(ctx, s, view.fleet, { vms: [relabeled] });
+      await audit(ctx, s, p.actor, 'vm.label', `vm/${vmName}`, { from: v.label, to: body.label, reason: body.reason ?? '', host: v.host });
+      return { value: r.effects, fleet: r.fleet };
     });
     countEffects(ctx, effects);
     await notify(ctx, 'fleet', `vm/${vmName}`);
