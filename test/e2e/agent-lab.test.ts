@@ -103,6 +103,8 @@ describe('agent end to end on a lab', { skip: why ?? false }, () => {
   after(async () => {
     await agent?.stop();
     await driver?.close();
+    // the rules outlive the agent: a stopped agent leaves its last plan in force
+    if (enforcer) assert.ok(((await enforcer.current())?.ports.size ?? 0) > 0, 'the table is still there after the agent stopped');
     await enforcer?.remove().catch(() => {});
     if (lab) await labDown(lab.dir);
     await app?.app.close();
@@ -120,6 +122,20 @@ describe('agent end to end on a lab', { skip: why ?? false }, () => {
     const share = await shareMatrix();
     assert.deepEqual(share, ['blue-1>blue-2', 'blue-2>blue-1', 'red-1>red-2', 'red-2>red-1']);
     assert.deepEqual(await pingMatrix(), share);
+  });
+
+  it('the kernel\'s drops reach the controller: who tried to reach whom, and why', async () => {
+    await labPing(vm('blue-1'), vm('red-1').ip);
+    const blocked = await until('blue-1 → red-1 reported as blocked', async () => {
+      const all = await api<{ host: string; from: string | null; to: string | null; packets: number; reason: string }[]>('GET', '/api/v1/blocked');
+      return all.find((b) => b.from === 'blue-1' && b.to === 'red-1' && b.packets > 0) && all;
+    });
+    assert.ok(blocked.every((b) => b.host === HOST));
+    assert.equal(blocked.find((b) => b.from === 'blue-1' && b.to === 'red-1')!.reason, 'no_common_color');
+    assert.ok(!blocked.some((b) => (b.from === 'blue-1' && b.to === 'blue-2') || (b.from === 'red-1' && b.to === 'red-2')), 'same-color traffic is never blocked');
+    const report = await api<{ appliedPlan: number; planError: unknown }>('GET', `/api/v1/hosts/${HOST}/report`);
+    assert.equal(report.appliedPlan, agent.plan!.version);
+    assert.equal(report.planError, null);
   });
 
   it('a file changed inside blue-1 cuts it off both ways; the API names the path; re-admission restores it', async () => {
