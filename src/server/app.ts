@@ -147,6 +147,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     } else ctx.policies.invalidate();
   });
   app.addHook('onClose', async () => unsubscribe());
+  // Closing waits for in-flight requests; a keep-alive connection a client never closes (undici keeps them ~72 s)
+  // must not hold a shutdown that long: after a 2 s grace every connection left is closed.
+  app.addHook('preClose', async () => {
+    setTimeout(() => app.server.closeAllConnections?.(), 2000).unref();
+  });
 
   systemRoutes(app, ctx, openapi);
   sessionRoutes(app, ctx);
