@@ -16,9 +16,9 @@ if (why) console.log(`# SKIP hueguard demo: ${why}`);
 
 const netnsList = () => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
 
-it('hueguard demo comes up, serves the API with the printed token, and cleans up on SIGTERM', { skip: why ?? false, timeout: 120_000 }, async () => {
+async function runDemo(args: string[], names: string[]): Promise<void> {
   assert.ok(!/^hg-host\b/m.test(netnsList()), 'a lab named hg is already up on this machine');
-  const child = spawn(BIN, ['demo', '--port', '0', '--vms', 'blue:1,red:1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(BIN, ['demo', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -35,15 +35,25 @@ it('hueguard demo comes up, serves the API with the printed token, and cleans up
     const dir = /everything lives in (\S+);/.exec(out)![1];
     assert.ok(existsSync(dir));
     const vms = await (await fetch(`${url}/api/v1/vms`, { headers: { authorization: `Bearer ${token}` } })).json();
-    assert.deepEqual((vms as { name: string }[]).map((v) => v.name).sort(), ['blue-1', 'red-1']);
+    assert.deepEqual((vms as { name: string }[]).map((v) => v.name).sort(), names);
     assert.match(netnsList(), /^hg-host\b/m);
     child.kill('SIGTERM');
     assert.equal(await exited, 0, err);
-    assert.ok(!/^hg-(host|blue-1|red-1)\b/m.test(netnsList()), `namespaces left: ${netnsList()}`);
+    assert.ok(!/^hg-/m.test(netnsList()), `namespaces left: ${netnsList()}`);
     assert.ok(!existsSync(dir), `${dir} left behind`);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
+}
+
+it('hueguard demo comes up, serves the API with the printed token, and cleans up on SIGTERM', { skip: why ?? false, timeout: 120_000 }, async () => {
+  await runDemo(['--vms', 'blue:1,red:1'], ['blue-1', 'red-1']);
+});
+
+it('hueguard demo takes a Xen ACM XML policy as well', { skip: why ?? false, timeout: 120_000 }, async () => {
+  const xen = join(BIN, '../../../shared/data/xen-acm/gen3_xen-3.2_to_4.1/client_v1-security_policy.xml');
+  if (!existsSync(xen)) return void console.log(`# SKIP the Xen demo: ${xen} is not there`);
+  await runDemo(['--policy', xen, '--vms', 'dom_HomeBanking:1,dom_Fun:1'], ['dom-fun-1', 'dom-homebanking-1']);
 });
 
 it('hueguard demo without root says what it needs and exits 2', { skip: why ?? false }, () => {
