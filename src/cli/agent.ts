@@ -4,6 +4,7 @@
  * the host agent (src/agent/agent.ts), until SIGINT or SIGTERM. The rules it enforced stay in the kernel when it stops.
  */
 import os from 'node:os';
+import v8 from 'node:v8';
 import { resolve } from 'node:path';
 import { Agent } from '../agent/agent.ts';
 import { ControllerClient } from '../agent/controller-client.ts';
@@ -84,6 +85,8 @@ export async function buildAgent(o: AgentCliOptions, log?: (line: string) => voi
 }
 
 export async function agentCommand(o: AgentCliOptions): Promise<number> {
+  // An agent lives on every host: a small young generation keeps it small (its allocations are short-lived and few)
+  v8.setFlagsFromString('--max-semi-space-size=1');
   const { agent, driver } = await buildAgent(o);
   await agent.start();
   process.stdout.write(`hueguard agent for host ${agent.status().host} (${driver.kind}) following ${o.controller}\n`);
