@@ -5,9 +5,7 @@
  * Pings go only from lab namespaces, after checking they have no default route.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/agent.ts';
@@ -16,38 +14,21 @@ import { LabDriver } from '../../src/agent/lab-driver.ts';
 import { hasDefaultRoute, labDown, labPing, labUp, type Lab, type LabVm } from '../../src/agent/lab.ts';
 import { NftEnforcer } from '../../src/agent/nftables.ts';
 import { nftUnavailable } from '../../src/agent/root.test-support.ts';
-import { buildApp, type App } from '../../src/server/app.ts';
-import { createToken } from '../../src/server/routes/tokens.ts';
-import { openSqliteStore } from '../../src/store/sqlite.ts';
-import type { Store } from '../../src/store/store.ts';
+import { startController, type TestController } from '../support/controller.ts';
 
 const HOST = 'e2e-host';
 const why = nftUnavailable();
 if (why) console.log(`# SKIP agent end-to-end: ${why}`);
 
 describe('agent end to end on a lab', { skip: why ?? false }, () => {
-  let dir: string;
-  let store: Store;
-  let app: App;
-  let url: string;
-  let admin: string;
+  let c: TestController;
   let lab: Lab;
   let agent: Agent;
   let driver: LabDriver;
   let enforcer: NftEnforcer;
   const logs: string[] = [];
 
-  async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return (text ? JSON.parse(text) : null) as T;
-  }
-
-  async function publish(text: string, mode: 'reject' | 'revoke', note: string): Promise<void> {
-    const d = await api<{ id: string }>('POST', '/api/v1/policy/drafts', { text });
-    await api('POST', `/api/v1/policy/drafts/${d.id}/publish`, { note, mode });
-  }
+  const api = <T = any>(method: string, path: string, body?: unknown) => c.api<T>(method, path, body);
 
   async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
     const end = Date.now() + ms;
@@ -84,19 +65,12 @@ describe('agent end to end on a lab', { skip: why ?? false }, () => {
   const trust = (name: string) => api<{ state: string; reason: string; evidence: { failures: { path: string; expected: string[]; found: string }[] } | null }>('GET', `/api/v1/vms/${name}/trust`);
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'hg-e2e-agent-'));
-    store = await openSqliteStore({ dir: join(dir, 'data') });
-    const ctx = { store, now: () => new Date() };
-    admin = (await createToken(ctx, { name: 'admin', role: 'admin', host: null })).secret;
-    const agentToken = (await createToken(ctx, { name: 'agent', role: 'agent', host: HOST })).secret;
-    app = await buildApp({ store, rateLimit: false });
-    await app.app.listen({ host: '127.0.0.1', port: 0 });
-    url = `http://127.0.0.1:${(app.app.server.address() as AddressInfo).port}`;
-    await publish(readFileSync(new URL('../../examples/demo.yaml', import.meta.url), 'utf8'), 'reject', 'e2e');
-    lab = await labUp({ name: `e${process.pid % 10000}`, dir: join(dir, 'lab'), subnet: 60 + (process.pid % 40), vms: [{ label: 'blue', count: 2 }, { label: 'red', count: 2 }] });
+    c = await startController(HOST, 'hg-e2e-agent-');
+    await c.publish(readFileSync(new URL('../../examples/demo.yaml', import.meta.url), 'utf8'), 'reject', 'e2e');
+    lab = await labUp({ name: `e${process.pid % 10000}`, dir: join(c.dir, 'lab'), subnet: 60 + (process.pid % 40), vms: [{ label: 'blue', count: 2 }, { label: 'red', count: 2 }] });
     driver = new LabDriver(lab.dir);
     enforcer = new NftEnforcer({ netns: lab.hostNetns });
-    agent = new Agent({ controller: new ControllerClient(url, agentToken), host: HOST, hostLabel: null, driver, enforcer, stateDir: join(dir, 'agent'), socket: join(dir, 'agent.sock'), log: (l) => logs.push(l) });
+    agent = new Agent({ controller: new ControllerClient(c.url, c.agentToken), host: HOST, hostLabel: null, driver, enforcer, stateDir: join(c.dir, 'agent'), socket: join(c.dir, 'agent.sock'), log: (l) => logs.push(l) });
     await agent.start();
   });
 
@@ -107,9 +81,7 @@ describe('agent end to end on a lab', { skip: why ?? false }, () => {
     if (enforcer) assert.ok(((await enforcer.current())?.ports.size ?? 0) > 0, 'the table is still there after the agent stopped');
     await enforcer?.remove().catch(() => {});
     if (lab) await labDown(lab.dir);
-    await app?.app.close();
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await c?.close();
   });
 
   it('lab VMs have no default route', async () => {
@@ -161,8 +133,7 @@ describe('agent end to end on a lab', { skip: why ?? false }, () => {
 
   it('without the controller the agent keeps enforcing, queues evidence, opens nothing, and resyncs when it is back', async () => {
     const before = await pingMatrix();
-    const port = (app.app.server.address() as AddressInfo).port;
-    await app.app.close();
+    await c.down();
     await until('the agent noticing', async () => !agent.status().connected);
     assert.deepEqual(await pingMatrix(), before, 'the last plan stays in force');
     // a change while nobody listens: measured and queued, and no flow opens
@@ -172,8 +143,7 @@ describe('agent end to end on a lab', { skip: why ?? false }, () => {
       return s.measured > s.sent;
     });
     assert.deepEqual(await pingMatrix(), before);
-    app = await buildApp({ store, rateLimit: false });
-    await app.app.listen({ host: '127.0.0.1', port });
+    await c.up();
     const t = await until('red-2 untrusted after the resync', async () => {
       const x = await trust('red-2');
       return x.state === 'untrusted' && x;

@@ -4,9 +4,7 @@
  * (the VMs turn trusted only on attested evidence), and a changed file still cuts its VM off.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/agent.ts';
@@ -16,31 +14,19 @@ import { labDown, labPing, labUp, type Lab } from '../../src/agent/lab.ts';
 import { NftEnforcer } from '../../src/agent/nftables.ts';
 import { nftUnavailable } from '../../src/agent/root.test-support.ts';
 import { vmTpmMissing } from '../../src/agent/vm-tpm.ts';
-import { buildApp, type App } from '../../src/server/app.ts';
-import { createToken } from '../../src/server/routes/tokens.ts';
-import { openSqliteStore } from '../../src/store/sqlite.ts';
-import type { Store } from '../../src/store/store.ts';
+import { startController, type TestController } from '../support/controller.ts';
 
 const why = nftUnavailable() ?? vmTpmMissing();
 if (why) console.log(`# SKIP agent with vTPMs: ${why}`);
 
 describe('lab VMs with a vTPM: quoted evidence end to end', { skip: why ?? false }, () => {
-  let dir: string;
-  let store: Store;
-  let app: App;
-  let url: string;
-  let admin: string;
+  let c: TestController;
   let lab: Lab;
   let agent: Agent;
   let driver: LabDriver;
   let enforcer: NftEnforcer;
   const logs: string[] = [];
-  const api = async <T = any>(method: string, path: string, body?: unknown): Promise<T> => {
-    const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return (text ? JSON.parse(text) : null) as T;
-  };
+  const api = <T = any>(method: string, path: string, body?: unknown) => c.api<T>(method, path, body);
   const until = async (what: string, f: () => Promise<boolean>, ms = 30_000) => {
     const end = Date.now() + ms;
     while (!(await f())) {
@@ -50,20 +36,12 @@ describe('lab VMs with a vTPM: quoted evidence end to end', { skip: why ?? false
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'hg-e2e-vtpm-'));
-    store = await openSqliteStore({ dir: join(dir, 'data') });
-    const ctx = { store, now: () => new Date() };
-    admin = (await createToken(ctx, { name: 'admin', role: 'admin', host: null })).secret;
-    const token = (await createToken(ctx, { name: 'agent', role: 'agent', host: 'tpm-host' })).secret;
-    app = await buildApp({ store, rateLimit: false });
-    await app.app.listen({ host: '127.0.0.1', port: 0 });
-    url = `http://127.0.0.1:${(app.app.server.address() as AddressInfo).port}`;
-    const d = await api<{ id: string }>('POST', '/api/v1/policy/drafts', { text: readFileSync(new URL('../../examples/demo.yaml', import.meta.url), 'utf8') });
-    await api('POST', `/api/v1/policy/drafts/${d.id}/publish`, { note: 'vtpm', mode: 'reject' });
-    lab = await labUp({ name: `t${process.pid % 10000}`, dir: join(dir, 'lab'), subnet: 40 + (process.pid % 20), vtpm: true, vms: [{ label: 'blue', count: 2 }] });
+    c = await startController('tpm-host', 'hg-e2e-vtpm-');
+    await c.publish(readFileSync(new URL('../../examples/demo.yaml', import.meta.url), 'utf8'), 'reject', 'vtpm');
+    lab = await labUp({ name: `t${process.pid % 10000}`, dir: join(c.dir, 'lab'), subnet: 40 + (process.pid % 20), vtpm: true, vms: [{ label: 'blue', count: 2 }] });
     driver = new LabDriver(lab.dir);
     enforcer = new NftEnforcer({ netns: lab.hostNetns });
-    agent = new Agent({ controller: new ControllerClient(url, token), host: 'tpm-host', hostLabel: null, driver, enforcer, stateDir: join(dir, 'agent'), socket: null, log: (l) => logs.push(l) });
+    agent = new Agent({ controller: new ControllerClient(c.url, c.agentToken), host: 'tpm-host', hostLabel: null, driver, enforcer, stateDir: join(c.dir, 'agent'), socket: null, log: (l) => logs.push(l) });
     await agent.start();
   });
 
@@ -72,9 +50,7 @@ describe('lab VMs with a vTPM: quoted evidence end to end', { skip: why ?? false
     await driver?.close();
     await enforcer?.remove().catch(() => {});
     if (lab) await labDown(lab.dir);
-    await app?.app.close();
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await c?.close();
   });
 
   it('both VMs turn trusted on quoted evidence, and talk', async () => {
