@@ -25,7 +25,7 @@ import { buildApp, type App } from '../../src/server/app.ts';
 import { createToken } from '../../src/server/routes/tokens.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { Store } from '../../src/store/store.ts';
-import { guestKernel, guestUnavailable, writeInitramfs } from '../support/qemu-guest.ts';
+import { guestDomainXml, guestKernel, guestUnavailable, writeInitramfs } from '../support/qemu-guest.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/hueguard', import.meta.url));
 const why = libvirtUnavailable({ qemu: true }) ?? guestUnavailable();
@@ -85,25 +85,7 @@ describe('the agent behind libvirt\'s qemu hook', { skip: why ?? false }, () => 
     }
   };
   const virsh = (args: string[]) => daemon!.virsh('qemu', args, 120_000);
-  const domainXml = (g: typeof GREEN) =>
-    withLabel(
-      `<domain type='qemu'>
-  <name>${g.name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>${work}/vmlinuz</kernel><initrd>${work}/initrd.cpio</initrd><cmdline>console=ttyS0 quiet panic=-1</cmdline></os>
-  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${work}/${g.name}.img'/><target dev='vda' bus='virtio'/></disk>
-    <interface type='bridge'><source bridge='${BRIDGE}'/><target dev='${g.tap}'/><model type='virtio'/></interface>
-    <serial type='file'><source path='${work}/${g.name}.console'/></serial>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-`,
-      g.label,
-    );
+  const domainXml = (g: typeof GREEN) => withLabel(guestDomainXml({ ...g, bridge: BRIDGE, work }), g.label);
 
   before(async () => {
     const kernel = await guestKernel();

@@ -21,7 +21,7 @@ import { readLabel, withLabel } from '../../src/agent/libvirt-xml.ts';
 import { LibvirtDriver } from '../../src/agent/libvirt.ts';
 import { libvirtUnavailable, startLibvirtd, type TestLibvirtd } from '../../src/agent/libvirtd.test-support.ts';
 import { ALLOW, startHookAgentStub, type HookAgentStub } from '../support/hook-agent-stub.ts';
-import { GUEST_UP, guestKernel, guestUnavailable, writeInitramfs } from '../support/qemu-guest.ts';
+import { GUEST_UP, guestDomainXml, guestKernel, guestUnavailable, writeInitramfs } from '../support/qemu-guest.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/hueguard', import.meta.url));
 const noPing = () => (spawnSync('sh', ['-c', 'command -v ping'], { stdio: 'ignore' }).status === 0 ? null : 'ping is not installed (iputils-ping)');
@@ -57,31 +57,8 @@ describe('libvirt with real QEMU guests', { skip: why ?? false }, () => {
   const virsh = (args: string[]) => daemon!.virsh('qemu', args, 120_000);
   const hookOps = (vm: string) => agent!.requests.filter((r) => r.domain === vm).map((r) => r.op);
 
-  function domainXml(g: { name: string; tap: string; ip: string }, label: string): string {
-    const xml = `<domain type='qemu'>
-  <name>${g.name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>${work}/vmlinuz</kernel>
-    <initrd>${work}/initrd.cpio</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 hg_ip=${g.ip}/24</cmdline>
-  </os>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${work}/${g.name}.img'/><target dev='vda' bus='virtio'/></disk>
-    <interface type='bridge'><source bridge='${BRIDGE}'/><target dev='${g.tap}'/><model type='virtio'/></interface>
-    <serial type='file'><source path='${work}/${g.name}.console'/></serial>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-`;
-    return withLabel(xml, label);
-  }
+  const domainXml = (g: { name: string; tap: string; ip: string }, label: string): string =>
+    withLabel(guestDomainXml({ ...g, ip: `${g.ip}/24`, bridge: BRIDGE, work }), label);
 
   before(async () => {
     const kernel = await guestKernel();

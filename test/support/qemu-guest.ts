@@ -175,3 +175,33 @@ export function guestUnavailable(): string | null {
   if (!existsSync('/usr/bin/dpkg-deb') && !existsSync(CACHE)) return 'dpkg-deb is missing and no kernel is cached';
   return null;
 }
+
+/**
+ * The domain of a test guest: the kernel and initrd in `work` (as `vmlinuz`, `initrd.cpio`), a 1 MiB raw disk
+ * `work/NAME.img`, one virtio interface on `bridge` with tap `tap`, the serial console to `work/NAME.console`.
+ * `ip` (address/prefix) is given to the guest's init on its command line.
+ */
+export function guestDomainXml(g: { name: string; tap: string; bridge: string; work: string; ip?: string }): string {
+  return `<domain type='qemu'>
+  <name>${g.name}</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>${g.work}/vmlinuz</kernel>
+    <initrd>${g.work}/initrd.cpio</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1${g.ip ? ` hg_ip=${g.ip}` : ''}</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${g.work}/${g.name}.img'/><target dev='vda' bus='virtio'/></disk>
+    <interface type='bridge'><source bridge='${g.bridge}'/><target dev='${g.tap}'/><model type='virtio'/></interface>
+    <serial type='file'><source path='${g.work}/${g.name}.console'/></serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+`;
+}
