@@ -15,7 +15,8 @@
  *
  * The parser refuses a DOCTYPE (no entity is ever defined or expanded) and bounds size and depth.
  */
-import { SaxesParser } from 'saxes';
+import { parseDomainXml as parseDomainTree, MAX_DOMAIN_XML } from '../integrity/domain-xml.ts';
+import { IntegrityError } from '../integrity/errors.ts';
 import type { VmResourceV1 } from '../api/types.ts';
 import { AgentError } from './errors.ts';
 
@@ -24,8 +25,7 @@ export const LABEL_PREFIX = 'hueguard';
 export const LABEL_ELEMENT = 'label';
 export const MAX_LABEL_LENGTH = 256;
 /** Larger than any real domain definition (libvirt's own limit on XML documents is 10 MB). */
-export const MAX_DOMAIN_XML = 16 << 20;
-const MAX_DEPTH = 64;
+export { MAX_DOMAIN_XML };
 
 export interface XmlElement {
   name: string;
@@ -50,48 +50,15 @@ function fail(domain: string | undefined, message: string): never {
   throw new AgentError('driver_failed', domain ? `domain ${JSON.stringify(domain)}: ${message}` : message, domain ? { domain } : undefined);
 }
 
-const ABORT = Symbol('abort');
-
 /** Parse a domain definition into a plain tree (comments and processing instructions dropped). */
 export function parseDomainXml(xml: string, domain?: string): XmlElement {
-  if (xml.length > MAX_DOMAIN_XML || Buffer.byteLength(xml, 'utf8') > MAX_DOMAIN_XML) fail(domain, `definition larger than ${MAX_DOMAIN_XML} bytes`);
-  const text = xml.charCodeAt(0) === 0xfeff ? xml.slice(1) : xml;
-  const parser = new SaxesParser({ xmlns: false, position: true });
-  const stack: XmlElement[] = [];
-  let root: XmlElement | undefined;
-  let failure: string | undefined;
-  const stop = (message: string): never => {
-    failure ??= `${message} (line ${parser.line})`;
-    throw ABORT;
-  };
-  parser.on('doctype', () => stop('a DOCTYPE is not allowed in a domain definition'));
-  parser.on('error', (e) => stop(e.message.replace(/^\d+:\d+: /, '')));
-  parser.on('opentag', (tag) => {
-    if (stack.length >= MAX_DEPTH) stop(`elements nest deeper than ${MAX_DEPTH} levels`);
-    const el: XmlElement = { name: tag.name, attrs: new Map(Object.entries(tag.attributes)), children: [] };
-    if (stack.length > 0) stack[stack.length - 1].children.push(el);
-    else root = el;
-    stack.push(el);
-  });
-  parser.on('closetag', () => void stack.pop());
-  const addText = (t: string) => {
-    const top = stack[stack.length - 1];
-    if (top === undefined) return;
-    const last = top.children[top.children.length - 1];
-    if (typeof last === 'string') top.children[top.children.length - 1] = last + t;
-    else top.children.push(t);
-  };
-  parser.on('text', addText);
-  parser.on('cdata', addText);
+  // the measurer's parser (same limits, same refusals); its error becomes the driver's, naming the domain
   try {
-    parser.write(text).close();
+    return parseDomainTree(xml);
   } catch (e) {
-    if (e === ABORT && failure !== undefined) fail(domain, `bad definition: ${failure}`);
+    if (e instanceof IntegrityError) fail(domain, `bad definition: ${e.message}`);
     throw e;
   }
-  if (root === undefined) fail(domain, 'bad definition: no root element');
-  if (root.name !== 'domain') fail(domain, `bad definition: the root element is <${root.name}>, not <domain>`);
-  return root;
 }
 
 const elements = (el: XmlElement, name?: string): XmlElement[] =>

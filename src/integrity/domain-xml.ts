@@ -40,17 +40,27 @@ import { imaNgEntry, measurementName } from './measure-entry.ts';
 export const MAX_DOMAIN_XML = 16 << 20;
 const MAX_DEPTH = 64;
 
-interface El {
+/** A parsed element: its attributes, and its children in order (text runs merged). */
+export interface DomainElement {
   name: string;
   attrs: Map<string, string>;
-  children: (El | string)[];
+  children: (DomainElement | string)[];
 }
+type El = DomainElement;
 
 function bad(message: string, line?: number): never {
   throw new IntegrityError(IntegrityErrorCode.measureBadDomain, message, line === undefined ? {} : { line });
 }
 
 const ABORT = Symbol('abort');
+
+/**
+ * Parse a libvirt domain definition into a tree: no DOCTYPE, at most 16 MiB and 64 levels, root `<domain>`.
+ * Anything else is an IntegrityError `measure_bad_domain` with the line. (The agent reads labels from the same tree.)
+ */
+export function parseDomainXml(xml: string): DomainElement {
+  return parse(xml);
+}
 
 function parse(xml: string): El {
   if (xml.length > MAX_DOMAIN_XML || Buffer.byteLength(xml, 'utf8') > MAX_DOMAIN_XML) bad(`larger than ${MAX_DOMAIN_XML} bytes`);
