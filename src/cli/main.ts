@@ -134,6 +134,7 @@ export function buildProgram(): Command {
     .option('--port <n>', 'port to listen on (default 8470; 0: any free port)')
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
     .option('--tls-key <file>', 'and this private key (PEM)')
+    .option('--console <dir>', 'serve this built console at / (default: console/dist of this checkout)')
     .action(run(async (o) => (await import('./serve.ts')).serve(o)));
   const auditCmd = program.command('audit').description('the controller\'s audit log');
   auditCmd

@@ -5,11 +5,12 @@
  * URL, and shuts down gracefully on SIGINT or SIGTERM (in-flight requests finish, event streams close, the store
  * closes).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from '../server/app.ts';
 import { hashSecret } from '../server/credentials.ts';
+import { findConsoleDir } from '../server/routes/console.ts';
 import { createToken } from '../server/routes/tokens.ts';
 import { isStoreError, StoreErrorCode } from '../store/errors.ts';
 import { openPostgresStore } from '../store/postgres.ts';
@@ -74,6 +75,8 @@ export interface ServeOptions extends StoreOptions {
   port?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** the built console to serve at `/` (default: console/dist of this checkout) */
+  console?: string;
 }
 
 export async function serve(opts: ServeOptions): Promise<number> {
@@ -92,7 +95,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
   let app;
   try {
     const token = await ensureAdminToken(store, process.env.HUEGUARD_ADMIN_TOKEN);
-    ({ app } = await buildApp({ store, tls, logger: { level: 'warn' } }));
+    const consoleDir = opts.console === undefined ? findConsoleDir() : resolve(opts.console);
+    if (opts.console !== undefined && !existsSync(`${consoleDir}/index.html`)) throw new CliError(`--console ${opts.console}: no index.html there (build it with npm run build:console)`);
+    ({ app } = await buildApp({ store, tls, logger: { level: 'warn' }, consoleDir }));
     try {
       await app.listen({ host, port });
     } catch (e) {
@@ -101,6 +106,10 @@ export async function serve(opts: ServeOptions): Promise<number> {
     const addr = app.server.address() as AddressInfo;
     const shownHost = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
     process.stdout.write(`hueguard controller listening on ${tls ? 'https' : 'http'}://${shownHost}:${addr.port} (${where})\n`);
+    const url = `${tls ? 'https' : 'http'}://${shownHost}:${addr.port}/`;
+    process.stdout.write(consoleDir === null
+      ? 'console: not built (npm run build:console), the API alone is served\n'
+      : `console: ${url} (sign in with a token or a user's password)\n`);
     if (token !== null) process.stdout.write(`admin token (shown once; send it as "Authorization: Bearer TOKEN"): ${token}\n`);
   } catch (e) {
     await app?.close();

@@ -89,6 +89,12 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
   // the reference monitor
   'POST /api/v1/admission': own(OPERATOR, 'body.host'),
   'POST /api/v1/decide': { roles: VIEWER },
+  // what-if questions about the live fleet: nothing is recorded or changed
+  'POST /api/v1/whatif/share': { roles: VIEWER },
+  'POST /api/v1/whatif/start': { roles: VIEWER },
+  // the console's files (its API calls authenticate like any other)
+  'GET /': { public: true },
+  'GET /assets/:file': { public: true },
 
   // audit, events
   'GET /api/v1/audit': { roles: VIEWER },

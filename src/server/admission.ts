@@ -53,6 +53,8 @@ export interface AdmissionAnswerV1 {
     start?: StartAnswer;
     /** the labels counted on the host, in order (the host label first) */
     running?: string[];
+    /** for each blocker of `start`: the running VMs (by name) whose label holds the conflict set (`host` for the host label) */
+    standing?: { conflictSet: string; runningLabel: string; vms: string[] }[];
     resources: AdmissionResourceV1[];
   };
 }
@@ -99,6 +101,7 @@ export function decideAdmission(req: AdmissionRequestV1, f: AdmissionFacts): Adm
   const wall = new WallState(p);
   wall.admit(hi);
   const running = [hostLabel!];
+  const holders = new Map<string, string[]>([[hostLabel!, ['host']]]);
   for (const v of inStartOrder(f.onHost)) {
     if (v.name === req.vm) continue;
     const l = v.label ?? (p.unlabeled >= 0 ? UNLABELED : null);
@@ -106,10 +109,12 @@ export function decideAdmission(req: AdmissionRequestV1, f: AdmissionFacts): Adm
     if (li < 0) continue; // a VM the policy cannot name holds no wall type
     wall.admit(li);
     running.push(l!);
+    holders.set(l!, [...(holders.get(l!) ?? []), v.name]);
   }
   details.running = running;
   details.start = wall.check(vi);
   if (!details.start.allow) {
+    details.standing = details.start.blockers.map((b) => ({ conflictSet: b.conflictSet, runningLabel: b.runningLabel, vms: holders.get(b.runningLabel) ?? [] }));
     const why = details.start.blockers.map((b) => `conflict set "${b.conflictSet}" is held by running label "${b.runningLabel}"`).join('; ');
     failures.push(['conflict_set_occupied', `VM "${req.vm}" (${effective}) may not start on host "${req.host}": ${why}`]);
   }

@@ -8,6 +8,8 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Store } from '../store/store.ts';
 import { accessRule } from './access.ts';
+import { consoleRoutes, findConsoleDir } from './routes/console.ts';
+import { whatIfRoutes } from './routes/whatif.ts';
 import { installAuth, TokenCache } from './auth.ts';
 import { PolicyCache, type ServerContext } from './context.ts';
 import { installErrorHandlers } from './errors.ts';
@@ -72,6 +74,8 @@ export interface AppOptions {
   retention?: RetentionOptions;
   /** how long a token looked up is trusted without reading the store again (auth.ts TokenCache); default 2 s, 0: never */
   tokenCacheMs?: number;
+  /** the built console (`console/dist`) served at `/`; default: found next to the sources; null: none */
+  consoleDir?: string | null;
 }
 
 export interface App {
@@ -168,6 +172,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   trustRoutes(app, ctx);
   planRoutes(app, ctx);
   reportRoutes(app, ctx);
+  whatIfRoutes(app, ctx);
+  consoleRoutes(app, opts.consoleDir === undefined ? findConsoleDir() : opts.consoleDir);
 
   const current = await ctx.policies.current();
   ctx.metrics.policyVersion.set(current?.record.version ?? 0);

@@ -642,7 +642,7 @@ export class SqlStore implements Store {
     });
   }
 
-  /** Records in seq order, each filter an exact match; `limit` counts from the oldest matching record. */
+  /** Records in seq order (or newest first), each filter an exact match; `limit` counts from the first in that order. */
   async audit(filter: AuditFilter = {}): Promise<AuditRecordV1[]> {
     const where: string[] = [];
     const params: unknown[] = [];
@@ -656,7 +656,11 @@ export class SqlStore implements Store {
       where.push('seq > ?');
       params.push(filter.afterSeq);
     }
-    let sql = `SELECT ${rows.AUDIT_COLUMNS} FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq`;
+    if (filter.beforeSeq !== undefined) {
+      where.push('seq < ?');
+      params.push(filter.beforeSeq);
+    }
+    let sql = `SELECT ${rows.AUDIT_COLUMNS} FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq${filter.order === 'desc' ? ' DESC' : ''}`;
     if (filter.limit !== undefined) {
       sql += ' LIMIT ?';
       params.push(Math.max(0, Math.floor(filter.limit)));

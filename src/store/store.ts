@@ -188,6 +188,9 @@ export interface AuditFilter {
   action?: string;
   subject?: string;
   afterSeq?: number;
+  beforeSeq?: number;
+  /** asc (default): oldest first; desc: newest first (`limit` then counts from the newest) */
+  order?: 'asc' | 'desc';
   limit?: number;
 }
 

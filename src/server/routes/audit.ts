@@ -10,7 +10,7 @@ export const AUDIT_MAX_PAGE = 1000;
 export function auditRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/v1/audit', {
     schema: {
-      summary: 'Audit records, oldest first: page with afterSeq (the last seq you have) and limit',
+      summary: 'Audit records, oldest first (order=desc: newest first): page with afterSeq or beforeSeq and limit',
       tags: ['audit'],
       querystring: {
         type: 'object',
@@ -20,6 +20,8 @@ export function auditRoutes(app: FastifyInstance, ctx: ServerContext): void {
           action: { type: 'string', minLength: 1, maxLength: 100 },
           subject: { type: 'string', minLength: 1, maxLength: 4200 },
           afterSeq: { type: 'integer', minimum: 0 },
+          beforeSeq: { type: 'integer', minimum: 1 },
+          order: { type: 'string', enum: ['asc', 'desc'], default: 'asc' },
           limit: { type: 'integer', minimum: 1, maximum: AUDIT_MAX_PAGE, default: AUDIT_PAGE },
         },
       },
