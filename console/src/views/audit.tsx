@@ -1,0 +1,1 @@
+export function AuditView() { return <h1>Audit</h1>; }

@@ -1,0 +1,1 @@
+export function MapView() { return <h1>Fleet map</h1>; }

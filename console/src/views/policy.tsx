@@ -1,0 +1,1 @@
+export function PolicyView() { return <h1>Policy</h1>; }

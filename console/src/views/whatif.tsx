@@ -1,0 +1,1 @@
+export function WhatIfView() { return <h1>What-if</h1>; }
