@@ -27,12 +27,18 @@ function newest(dir: string): number {
   return t;
 }
 
-/** Build console/dist when it is missing or older than console/src (the controller serves what is built). */
-export function ensureConsoleBuilt(): void {
-  const index = join(ROOT, 'console', 'dist', 'index.html');
+/**
+ * Build the console when its build is missing or older than console/src (the controller serves what is built), into
+ * console/dist, or into HUEGUARD_CONSOLE_OUT when set (so that two people working at once do not build over each
+ * other; `startSeededFleet` serves the same folder). Returns the folder.
+ */
+export function ensureConsoleBuilt(): string {
+  const out = process.env.HUEGUARD_CONSOLE_OUT ?? join(ROOT, 'console', 'dist');
+  const index = join(out, 'index.html');
   const sources = Math.max(newest(join(ROOT, 'console', 'src')), statSync(join(ROOT, 'console', 'index.html')).mtimeMs);
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', join(ROOT, 'console', 'vite.config.ts'), '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
+  if (existsSync(index) && statSync(index).mtimeMs >= sources) return out;
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', join(ROOT, 'console', 'vite.config.ts'), '--outDir', out, '--emptyOutDir', '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
+  return out;
 }
 
 export async function launch(): Promise<Browser> {

@@ -68,6 +68,8 @@ export interface SeededFleetOptions {
   /** the label of VM i on host h (default: ROTATION; the last host runs bank-b/oil-b, the rivals of the first's) */
   labelOf?: (h: number, i: number) => string | null;
   sessionTtlMs?: number;
+  /** the built console to serve (default: HUEGUARD_CONSOLE_OUT, else console/dist) */
+  consoleDir?: string;
 }
 
 export interface SeededFleet {
@@ -95,6 +97,7 @@ export async function startSeededFleet(o: SeededFleetOptions): Promise<SeededFle
   const app = await buildApp({
     store, rateLimit: false, loginRateLimit: false, deadlineMs: o.deadlineMs ?? 3_600_000, tickMs: o.tickMs ?? 1_000,
     ...(o.sessionTtlMs ? { sessionTtlMs: o.sessionTtlMs } : {}),
+    ...(o.consoleDir ?? process.env.HUEGUARD_CONSOLE_OUT ? { consoleDir: o.consoleDir ?? process.env.HUEGUARD_CONSOLE_OUT } : {}),
   });
   await app.app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.app.server.address() as AddressInfo).port}`;
