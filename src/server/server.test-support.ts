@@ -2,7 +2,7 @@
  * A real controller for tests: a fresh SQLite store in a temp dir, the API listening on 127.0.0.1 on a free port,
  * a token of every role (the agent's bound to host `h1`), and `call` for requests over real HTTP.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -108,7 +108,11 @@ export async function startServer(opts: Partial<AppOptions> & { open?: () => Pro
   const dir = mkdtempSync(join(tmpdir(), 'hg-server-'));
   const { open, ...appOptions } = opts;
   const store = open ? await open() : await openSqliteStore({ dir });
-  const { app, ctx } = await buildApp({ store, ...appOptions });
+  // a console build of two files, so that the console's routes answer as they do when it is built
+  mkdirSync(join(dir, 'console', 'assets'), { recursive: true });
+  writeFileSync(join(dir, 'console', 'index.html'), '<!doctype html><title>hueguard</title><script type="module" src="/assets/app-test.js"></script>');
+  writeFileSync(join(dir, 'console', 'assets', 'app-test.js'), 'document.title = "hueguard";');
+  const { app, ctx } = await buildApp({ store, consoleDir: join(dir, 'console'), ...appOptions });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const tokens = {} as Record<Role, string>;

@@ -1065,7 +1065,7 @@ export function runStoreConformance<F extends StoreFixture>(name: string, backen
           assert.deepEqual(verifyAuditChain(read), { ok: true });
         }));
 
-      it('filters: actor, action, subject, afterSeq, limit', () =>
+      it('filters: actor, action, subject, afterSeq, beforeSeq, limit, newest first', () =>
         withStore(async (s) => {
           for (let n = 1; n <= 12; n++) await s.appendAudit(auditInput(n));
           const seqs = async (f: Parameters<Store['audit']>[0]) => (await s.audit(f)).map((r) => r.seq);
@@ -1077,6 +1077,10 @@ export function runStoreConformance<F extends StoreFixture>(name: string, backen
           assert.deepEqual(await seqs({ afterSeq: 2, limit: 3 }), [3, 4, 5]);
           assert.deepEqual(await seqs({ limit: 0 }), []);
           assert.deepEqual(await seqs({ actor: 'nobody' }), []);
+          assert.deepEqual(await seqs({ order: 'desc', limit: 3 }), [12, 11, 10]);
+          assert.deepEqual(await seqs({ order: 'desc', beforeSeq: 10, limit: 2 }), [9, 8]);
+          assert.deepEqual(await seqs({ order: 'desc', actor: 'alice', beforeSeq: 7 }), [5, 3, 1]);
+          assert.deepEqual(await seqs({ beforeSeq: 4 }), [1, 2, 3]);
           assert.deepEqual(verifyAuditChain(await s.audit({ afterSeq: 4 }), { partial: true }), { ok: true });
         }));
 

@@ -65,13 +65,13 @@ export function consoleRoutes(app: FastifyInstance, dir: string | null): void {
     }
   }
 
-  app.get('/', { schema: { hide: true } as object }, async (_request, reply) => {
+  app.get('/', { schema: { summary: 'The console (HTML; its API calls authenticate like any other)', tags: ['console'], produces: ['text/html'] } }, async (_request, reply) => {
     securityHeaders(reply).header('Cache-Control', 'no-cache').type('text/html; charset=utf-8');
     if (index === null) return reply.code(503).send(NOT_BUILT);
     return reply.send(index);
   });
 
-  app.get('/assets/:file', { schema: { hide: true } as object }, async (request, reply) => {
+  app.get('/assets/:file', { schema: { summary: 'The console\'s scripts and styles', tags: ['console'], params: { type: 'object', required: ['file'], properties: { file: { type: 'string', maxLength: 200 } } } } }, async (request, reply) => {
     const a = assets.get((request.params as { file: string }).file);
     if (a === undefined) throw new ApiError(ApiErrorCode.notFound, 'no such console file');
     securityHeaders(reply).header('Cache-Control', 'public, max-age=31536000, immutable').type(a.type);
