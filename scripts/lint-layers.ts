@@ -27,11 +27,11 @@ const FS_BUILTINS = ['fs', 'fs/promises'];
 
 const isTestFile = (f: string) => /\.(test|arbitrary|test-support)\.ts$/.test(f);
 
-function* tsFiles(dir: string): Generator<string> {
+function* tsFiles(dir: string, pattern = /\.ts$/): Generator<string> {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) yield* tsFiles(p);
-    else if (p.endsWith('.ts')) yield p;
+    if (statSync(p).isDirectory()) yield* tsFiles(p, pattern);
+    else if (pattern.test(p)) yield p;
   }
 }
 
@@ -85,10 +85,37 @@ export function checkLayers(srcRoot: string): string[] {
   return problems;
 }
 
+/**
+ * The console talks only to the HTTP API (DESIGN.md §3): of the repository's own code it may import the API's wire
+ * types (src/api) and nothing else — never the controller, the store or the core.
+ */
+export function checkConsole(consoleSrc: string, srcRoot: string): string[] {
+  const problems: string[] = [];
+  let exists = false;
+  try {
+    exists = statSync(consoleSrc).isDirectory();
+  } catch {
+    exists = false;
+  }
+  if (!exists) return problems;
+  for (const file of tsFiles(consoleSrc, /\.tsx?$/)) {
+    for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+      if (!spec.startsWith('.')) continue;
+      const target = resolve(dirname(file), spec);
+      if (!relative(consoleSrc, target).startsWith('..')) continue;
+      const inSrc = relative(srcRoot, target);
+      if (inSrc.startsWith('..') || inSrc.split(sep)[0] !== 'api') {
+        problems.push(`${relative(dirname(srcRoot), file)}: imports "${spec}": the console may import only the API's wire types (src/api)`);
+      }
+    }
+  }
+  return problems;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const root = resolve(process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'src'));
-  const problems = checkLayers(root);
+  const problems = [...checkLayers(root), ...checkConsole(join(dirname(root), 'console', 'src'), root)];
   for (const p of problems) console.error(`lint-layers: ${p}`);
   if (problems.length > 0) process.exit(1);
-  console.log(`lint-layers: the pure core (${Object.keys(CORE).join(', ')}) imports only what it may`);
+  console.log(`lint-layers: the pure core (${Object.keys(CORE).join(', ')}) imports only what it may; the console only src/api`);
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkLayers } from '../scripts/lint-layers.ts';
+import { checkConsole, checkLayers } from '../scripts/lint-layers.ts';
 
 function scratch(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'hg-lint-'));
@@ -52,4 +52,22 @@ test('unlisted packages, network and file I/O are refused in the core; fast-chec
   } finally {
     rmSync(root, { recursive: true });
   }
+});
+
+test('the console may import the API\'s wire types, and nothing else of the repository', () => {
+  const root = scratch({
+    'console/src/ok.tsx': "import type { VmV1 } from '../../src/api/types.ts';\nimport { x } from './local.ts';\n",
+    'console/src/local.ts': 'export const x = 1;\n',
+    'console/src/bad.tsx': "import { buildApp } from '../../src/server/app.ts';\n",
+    'src/api/types.ts': 'export type VmV1 = {};\n',
+    'src/server/app.ts': 'export const buildApp = 1;\n',
+  });
+  try {
+    const problems = checkConsole(join(root, 'console', 'src'), join(root, 'src'));
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.match(problems[0], /bad\.tsx: imports "\.\.\/\.\.\/src\/server\/app\.ts"/);
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+  assert.deepEqual(checkConsole(join(import.meta.dirname, '..', 'console', 'src'), join(import.meta.dirname, '..', 'src')), []);
 });
