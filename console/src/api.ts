@@ -35,6 +35,13 @@ export function onSessionExpired(fn: () => void): () => void {
   return () => expiredListeners.delete(fn);
 }
 
+/** Ask whether the session still holds; tell the app when it does not (a 401). */
+export async function checkSession(): Promise<boolean> {
+  const res = await fetch('/api/v1/session', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+  if (res.status === 401) for (const fn of expiredListeners) fn();
+  return res.ok;
+}
+
 export async function api<T>(method: string, path: string, body?: unknown, opts: { text?: boolean; signal?: AbortSignal } = {}): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   let payload: string | undefined;

@@ -7,7 +7,7 @@
  */
 import { useSyncExternalStore } from 'react';
 import type { HostV1, TrustState, VmV1 } from '../../src/api/types.ts';
-import { ApiError, get, seg } from './api.ts';
+import { ApiError, checkSession, get, seg } from './api.ts';
 import { readPolicyDoc, type PolicyDoc } from './policy-doc.ts';
 
 export type VmView = VmV1 & { isolated?: string };
@@ -134,7 +134,11 @@ function openStream(): void {
     // whatever happened while the stream was down
     soon('vms', 0); soon('hosts', 0); soon('blocked', 0); soon('policy', 0);
   };
-  s.onerror = () => set({ live: false });
+  s.onerror = () => {
+    set({ live: false });
+    // the stream ends with the session: if that is why, sign-in comes over the page
+    void checkSession().catch(() => {});
+  };
   for (const kind of ['policy', 'fleet', 'trust', 'plan', 'audit'] as const) {
     s.addEventListener(kind, (m) => {
       try {

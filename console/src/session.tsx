@@ -5,7 +5,7 @@
  */
 import { createContext, useContext, useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import type { Role } from '../../src/api/types.ts';
-import { ApiError, api, del, onSessionExpired, setCsrf } from './api.ts';
+import { ApiError, api, checkSession, del, onSessionExpired, setCsrf } from './api.ts';
 
 export interface Session {
   actor: string;
@@ -99,6 +99,14 @@ export function SessionGate({ children, onSignedIn, onSignedOut }: { children: R
     return onSessionExpired(() => setExpired(true));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
+
+  // at the session's end, ask: sign-in comes over the page by itself, not at the next click
+  useEffect(() => {
+    if (!session?.expiresAt || expired) return;
+    const ms = Date.parse(session.expiresAt) - Date.now() + 500;
+    const t = setTimeout(() => void checkSession().catch(() => {}), Math.min(Math.max(ms, 0), 2 ** 31 - 1));
+    return () => clearTimeout(t);
+  }, [session?.expiresAt, expired]);
 
   if (!checked) return <p className="loading">Loading…</p>;
   if (session === null) return <SignIn onDone={accept} />;

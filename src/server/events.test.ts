@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { AGENT_HOST, LAB, startServer, type TestServer } from './server.test-support.ts';
 
 /** An open event stream: the events received so far, and a way to wait for one. */
-async function openStream(s: TestServer, token: string, query = '') {
+async function openStream(s: TestServer, token: string | { cookie: string }, query = '') {
   const abort = new AbortController();
-  const r = await fetch(`${s.url}/api/v1/events${query}`, { headers: { authorization: `Bearer ${token}` }, signal: abort.signal });
+  const headers: Record<string, string> = typeof token === 'string' ? { authorization: `Bearer ${token}` } : { cookie: token.cookie };
+  const r = await fetch(`${s.url}/api/v1/events${query}`, { headers, signal: abort.signal });
   assert.equal(r.status, 200);
   assert.match(r.headers.get('content-type') ?? '', /^text\/event-stream/);
   const events: { event: string; data: { kind: string; subject: string; at: string } }[] = [];
@@ -141,5 +142,38 @@ describe('events, audit, OpenAPI, health', () => {
   test('/healthz needs no credential', async () => {
     const r = await s.call('GET', '/healthz');
     assert.deepEqual([r.status, r.json], [200, { status: 'ok', store: 'sqlite' }]);
+  });
+});
+
+describe('a console session\'s event stream', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startServer({ heartbeatMs: 100, sessionTtlMs: 1_500 });
+  });
+  after(() => s.close());
+
+  const signIn = async () => {
+    const r = await s.call('POST', '/api/v1/session', { body: { token: s.tokens.viewer } });
+    assert.equal(r.status, 201, r.text);
+    return { cookie: r.headers.get('set-cookie')!.split(';')[0], csrf: r.json.csrfToken as string };
+  };
+
+  test('ends when the session expires: a page left open stops hearing the fleet', async () => {
+    const { cookie } = await signIn();
+    const t0 = Date.now();
+    const stream = await openStream(s, { cookie });
+    await stream.pump;
+    const took = Date.now() - t0;
+    assert.ok(took >= 1_000 && took < 4_000, `ended after ${took} ms, the session lasts 1.5 s`);
+  });
+
+  test('ends when the session is signed out', async () => {
+    const { cookie, csrf } = await signIn();
+    const stream = await openStream(s, { cookie });
+    const out = await fetch(`${s.url}/api/v1/session`, { method: 'DELETE', headers: { cookie, 'x-csrf-token': csrf } });
+    assert.equal(out.status, 204);
+    const t0 = Date.now();
+    await stream.pump;
+    assert.ok(Date.now() - t0 < 1_000, 'the next heartbeat ends it');
   });
 });

@@ -2,9 +2,12 @@
  * `GET /api/v1/events`: server-sent events for the console. Every store event (`Store.subscribe`: this controller's
  * changes and, on PostgreSQL, every other controller's) is sent as `event: KIND` with the event as JSON data;
  * `?kinds=policy,fleet` narrows the stream. A comment line every `heartbeatMs` keeps proxies from closing it.
+ * A console (cookie) session's stream ends when the session does: at its expiry, or at the first heartbeat after
+ * it was ended (signed out), so that a page left open stops receiving the fleet's changes.
  */
 import type { FastifyInstance } from 'fastify';
 import type { StoreEvent } from '../../store/store.ts';
+import { principalOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 
 const KINDS: StoreEvent['kind'][] = ['policy', 'fleet', 'trust', 'plan', 'audit'];
@@ -42,12 +45,20 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext, heartbeatM
     const unsubscribe = ctx.store.subscribe((e) => {
       if (wanted.has(e.kind)) raw.write(`event: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
     });
-    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), heartbeatMs);
+    const principal = principalOf(request);
+    const session = principal.via === 'cookie' ? await ctx.store.session(principal.session!.hash) : null;
+    const heartbeat = setInterval(() => {
+      raw.write(': keep-alive\n\n');
+      if (session) void ctx.store.session(session.hash).then((s) => { if (s === null) close(); }, () => {});
+    }, heartbeatMs);
     heartbeat.unref();
+    const expiry = session ? setTimeout(() => close(), Math.max(0, Date.parse(session.expiresAt) - ctx.now().getTime())) : null;
+    expiry?.unref();
     ctx.metrics.eventStreams.set(open.size + 1);
     const close = () => {
       if (!open.delete(close)) return;
       clearInterval(heartbeat);
+      if (expiry) clearTimeout(expiry);
       unsubscribe();
       ctx.metrics.eventStreams.set(open.size);
       raw.end();
