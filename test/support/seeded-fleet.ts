@@ -68,6 +68,8 @@ export interface SeededFleetOptions {
   /** the label of VM i on host h (default: ROTATION; the last host runs bank-b/oil-b, the rivals of the first's) */
   labelOf?: (h: number, i: number) => string | null;
   sessionTtlMs?: number;
+  /** the port to listen on (default: any free one) */
+  port?: number;
   /** the built console to serve (default: HUEGUARD_CONSOLE_OUT, else console/dist) */
   consoleDir?: string;
 }
@@ -99,7 +101,7 @@ export async function startSeededFleet(o: SeededFleetOptions): Promise<SeededFle
     ...(o.sessionTtlMs ? { sessionTtlMs: o.sessionTtlMs } : {}),
     ...(o.consoleDir ?? process.env.HUEGUARD_CONSOLE_OUT ? { consoleDir: o.consoleDir ?? process.env.HUEGUARD_CONSOLE_OUT } : {}),
   });
-  await app.app.listen({ host: '127.0.0.1', port: 0 });
+  await app.app.listen({ host: '127.0.0.1', port: o.port ?? 0 });
   const url = `http://127.0.0.1:${(app.app.server.address() as AddressInfo).port}`;
   const tokens = new Map<string, string>();
   const sent = new Map<string, number>();
