@@ -101,7 +101,8 @@ export async function startSeededFleet(o: SeededFleetOptions): Promise<SeededFle
     ...(o.sessionTtlMs ? { sessionTtlMs: o.sessionTtlMs } : {}),
     ...(o.consoleDir ?? process.env.HUEGUARD_CONSOLE_OUT ? { consoleDir: o.consoleDir ?? process.env.HUEGUARD_CONSOLE_OUT } : {}),
   });
-  await app.app.listen({ host: '127.0.0.1', port: o.port ?? 0 });
+  // the port asked for, else (taken) any free one
+  await app.app.listen({ host: '127.0.0.1', port: o.port ?? 0 }).catch(() => app.app.listen({ host: '127.0.0.1', port: 0 }));
   const url = `http://127.0.0.1:${(app.app.server.address() as AddressInfo).port}`;
   const tokens = new Map<string, string>();
   const sent = new Map<string, number>();
