@@ -129,10 +129,12 @@ function openStream(): void {
   source?.close();
   const s = new EventSource('/api/v1/events');
   source = s;
+  let opened = false;
   s.onopen = () => {
     set({ live: true });
-    // whatever happened while the stream was down
-    soon('vms', 0); soon('hosts', 0); soon('blocked', 0); soon('policy', 0);
+    // opened again after a break: whatever happened meanwhile (the first open precedes the first load)
+    if (opened) { soon('vms', 0); soon('hosts', 0); soon('blocked', 0); soon('policy', 0); }
+    opened = true;
   };
   s.onerror = () => {
     set({ live: false });
@@ -148,8 +150,9 @@ function openStream(): void {
   }
 }
 
-/** Load everything and follow the events (after sign-in). */
+/** Follow the events and load everything (after sign-in): the stream first, so that no change falls between. */
 export async function startFleet(): Promise<void> {
+  openStream();
   try {
     const [vms, hosts, blocked, policy] = await Promise.all([
       get<VmView[]>('/api/v1/vms'), get<HostV1[]>('/api/v1/hosts'), get<BlockedRow[]>('/api/v1/blocked'), loadPolicy(),
@@ -158,7 +161,6 @@ export async function startFleet(): Promise<void> {
   } catch (e) {
     set({ error: (e as Error).message });
   }
-  openStream();
 }
 
 /** Stop following (sign-out). */

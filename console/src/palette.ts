@@ -1,8 +1,9 @@
 /**
  * How a color of the policy is drawn. Hues from the Okabe–Ito palette (distinguishable with every common form of
- * color blindness) and, since a hue must never be the only cue, a pattern too: color i takes hue i mod 7 and
- * pattern i mod 6, so the first 42 colors all differ in the pair, and each has its name in the legend and on hover.
- * An isolated VM is grey and cross-hatched: no color has that look.
+ * color blindness) and, since a hue must never be the only cue, a pattern too, and its name in the legend and on
+ * hover. A color named like one of the palette's hues (blue, red, green, orange, yellow, purple, sky…) takes that
+ * hue, so that "blue" is drawn blue; the others take the hues left, in the policy's order; color i of the policy
+ * takes pattern i mod 6. An isolated VM is grey and cross-hatched: no color has that look.
  */
 export const HUES = ['#E69F00', '#56B4E9', '#009E73', '#F0E442', '#0072B2', '#D55E00', '#CC79A7'] as const;
 export const PATTERNS = ['solid', 'stripes', 'dots', 'grid', 'rings', 'bars'] as const;
@@ -26,9 +27,59 @@ function inkFor(hue: string): string {
   return l > 140 ? 'rgba(0,0,0,0.55)' : 'rgba(255,255,255,0.75)';
 }
 
+/** Words that name (or nearly name) one of the hues, by the hue's index in HUES. */
+const NAMED: [RegExp, number][] = [
+  [/^(orange|amber|ochre|apricot)$/i, 0],
+  [/^(sky|skyblue|sky-blue|cyan|teal|turquoise|aqua|lightblue|light-blue|azure)$/i, 1],
+  [/^(green|emerald|lime|olive|mint|jade)$/i, 2],
+  [/^(yellow|gold|lemon|sand)$/i, 3],
+  [/^(blue|navy|cobalt|indigo|sapphire)$/i, 4],
+  [/^(red|crimson|scarlet|vermillion|vermilion|coral|rust|ruby)$/i, 5],
+  [/^(purple|violet|magenta|pink|mauve|lilac|plum|rose)$/i, 6],
+];
+
+const assignments = new Map<string, Map<string, number>>();
+
+/**
+ * The hue index of each color of a policy: named ones first (each hue once), then the rest in order, each taking a
+ * hue no color has yet while there is one, and after that a hue no color of its pattern has (color i has pattern
+ * i mod 6): up to 42 colors, no two look alike.
+ */
+function hueIndexes(colors: readonly string[]): Map<string, number> {
+  const key = colors.join('\u0000');
+  let m = assignments.get(key);
+  if (m) return m;
+  m = new Map();
+  const taken = new Set<number>();
+  const pairs = new Set<string>();
+  const pattern = (c: string) => Math.max(0, colors.indexOf(c)) % PATTERNS.length;
+  for (const c of colors) {
+    const hit = NAMED.find(([re, h]) => re.test(c) && !taken.has(h));
+    if (hit) {
+      m.set(c, hit[1]);
+      taken.add(hit[1]);
+      pairs.add(`${hit[1]} ${pattern(c)}`);
+    }
+  }
+  let next = 0;
+  for (const c of colors) {
+    if (m.has(c)) continue;
+    const order = HUES.map((_, k) => (next + k) % HUES.length);
+    const h = order.find((k) => !taken.has(k)) ?? order.find((k) => !pairs.has(`${k} ${pattern(c)}`)) ?? next % HUES.length;
+    next = h + 1;
+    m.set(c, h);
+    taken.add(h);
+    pairs.add(`${h} ${pattern(c)}`);
+  }
+  if (assignments.size > 50) assignments.clear();
+  assignments.set(key, m);
+  return m;
+}
+
 export function colorStyle(colors: readonly string[] | null, name: string): ColorStyle {
-  const i = Math.max(0, (colors ?? []).indexOf(name));
-  const hue = HUES[i % HUES.length];
+  const list = colors ?? [];
+  const i = Math.max(0, list.indexOf(name));
+  const hue = HUES[hueIndexes(list).get(name) ?? i % HUES.length];
   return { name, hue, pattern: PATTERNS[i % PATTERNS.length], ink: inkFor(hue) };
 }
 
