@@ -31,10 +31,13 @@ export interface PolicyDoc {
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 const record = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
 
+/** A map keyed by names from the policy: no prototype, so a label named `__proto__` is a label like any other. */
+const names = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
+
 /** Read policy text; throws the YAML error for text that is not YAML (the controller names every other problem). */
 export function readPolicyDoc(text: string): PolicyDoc {
   const raw = record(parse(text, { maxAliasCount: 100 }));
-  const labels: Record<string, LabelDoc> = {};
+  const labels = names<LabelDoc>();
   for (const [name, l] of Object.entries(record(raw.labels))) {
     const r = record(l);
     labels[name] = {
@@ -44,12 +47,12 @@ export function readPolicyDoc(text: string): PolicyDoc {
       ...(typeof r.from === 'string' ? { from: r.from } : {}),
     };
   }
-  const resources: PolicyDoc['resources'] = {};
+  const resources = names<PolicyDoc['resources'][string]>();
   for (const [name, r] of Object.entries(record(raw.resources))) {
     const x = record(r);
     resources[name] = { color: String(x.color ?? ''), ...(typeof x.from === 'string' ? { from: x.from } : {}) };
   }
-  const conflicts: Record<string, string[]> = {};
+  const conflicts = names<string[]>();
   for (const [name, w] of Object.entries(record(raw.conflicts))) conflicts[name] = strings(w);
   const from = record(raw.from);
   return {

@@ -17,10 +17,10 @@ export function Swatch({ style, size = 14 }: { style: ColorStyle; size?: number 
   return <canvas ref={ref} className="swatch" width={size} height={size} aria-hidden="true" data-pattern={style.pattern} />;
 }
 
-/** A color by name, drawn as the policy's palette draws it. */
-export function ColorChip({ color }: { color: string }) {
+/** A color by name, drawn as the published policy's palette draws it (or `palette`'s: a draft's colors). */
+export function ColorChip({ color, palette }: { color: string; palette?: readonly string[] | null }) {
   const { policy } = useFleet();
-  const s = colorStyle(policy?.doc.colors ?? null, color);
+  const s = colorStyle(palette !== undefined ? palette : (policy?.doc.colors ?? null), color);
   return <span className="chip" data-color={color}><Swatch style={s} />{color}</span>;
 }
 
