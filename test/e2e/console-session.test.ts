@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
 import { browserMissing, ensureConsoleBuilt, launch, screenshot } from '../support/browser.ts';
 import { PASSWORD, USERS, startSeededFleet, type SeededFleet } from '../support/seeded-fleet.ts';
+import { startServer } from '../../src/server/server.test-support.ts';
 
 const why = browserMissing();
 if (why) console.log(`# skipping the console's session tests: ${why}`);
@@ -84,5 +85,29 @@ describe('console sign-in and sessions', { skip: why ?? false }, () => {
     assert.match(page.url(), /#\/audit$/);
     await page.locator('[data-live="yes"]').waitFor({ timeout: 5_000 });
     await context.close();
+  });
+});
+
+describe('a new controller', { skip: why ?? false }, () => {
+  it('shows a new user what to do first: publish a policy, connect agents', async () => {
+    const s = await startServer({ rateLimit: false, consoleDir: ensureConsoleBuilt() });
+    const browser = await launch();
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`${s.url}/`);
+      await page.getByRole('tab', { name: 'Token' }).click();
+      await page.getByLabel('Token', { exact: true }).fill(s.tokens.admin);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      const start = page.getByRole('region', { name: 'Getting started' });
+      await start.waitFor();
+      assert.match(await start.innerText(), /Publish a policy/);
+      assert.match(await start.innerText(), /hueguard agent --controller/);
+      await start.getByRole('link', { name: 'Policy' }).click();
+      await page.getByRole('button', { name: 'New draft' }).waitFor();
+      await screenshot(page, 'new-controller-policy');
+    } finally {
+      await browser.close();
+      await s.close();
+    }
   });
 });

@@ -7,6 +7,7 @@
  * the fleet store changes (a VM that turns untrusted shows within the second). Names from the fleet are text only.
  */
 import { useDeferredValue, useMemo, useState } from 'react';
+import { Link } from 'wouter';
 import { useFleet } from '../fleet.ts';
 import { MapCanvas } from './map/canvas.tsx';
 import { trustIndex } from './map/draw.ts';
@@ -40,6 +41,7 @@ export function MapView() {
           ? <>{shown.matched.toLocaleString('en')} of {total.toLocaleString('en')} VMs shown{filtering(applied) ? ` · ${hidden.toLocaleString('en')} of ${p.hosts.length.toLocaleString('en')} hosts without a match left out` : ` · ${p.hosts.length.toLocaleString('en')} hosts`}</>
           : 'Loading the fleet…'}
       </p>
+      {fleet.loaded && (fleet.policy === null || total === 0) && <GettingStarted policy={fleet.policy !== null} />}
       <div className="map-body">
         <section className="map-main" aria-label="Map">
           <MapCanvas p={p} shown={shown} trust={trust} links={links} ready={fleet.loaded} />
@@ -54,5 +56,23 @@ export function MapView() {
         </aside>
       </div>
     </div>
+  );
+}
+
+/** What a new controller needs before the map has anything to show. */
+function GettingStarted({ policy }: { policy: boolean }) {
+  return (
+    <section className="panel map-start" aria-labelledby="map-start-title">
+      <h2 id="map-start-title">Getting started</h2>
+      <ol>
+        <li>{policy ? 'A policy is published.' : <>Publish a policy: <Link href="/policy">Policy</Link> → New draft, or import a Xen ACM XML policy.</>}</li>
+        <li>
+          Connect each host's agent with a token bound to it (as an admin: <code>POST /api/v1/tokens</code>{' '}
+          <code>{'{"name":"agent kvm-1","role":"agent","host":"kvm-1"}'}</code>), then on the host{' '}
+          <code>hueguard agent --controller URL --token TOKEN --host kvm-1</code>. Its VMs appear here as it reports them.
+        </li>
+        <li>No hosts at hand? <code>sudo ./bin/hueguard demo</code> runs a lab of VMs with an agent; <code>npm run console:demo</code> a seeded fleet.</li>
+      </ol>
+    </section>
   );
 }
