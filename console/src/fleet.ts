@@ -6,24 +6,14 @@
  * `useFleet()`; anything else that wants the raw events (the audit timeline) subscribes with `onEvent`.
  */
 import { useSyncExternalStore } from 'react';
-import type { HostV1, TrustState, VmV1 } from '../../src/api/types.ts';
+import type { BlockedTotalV1, HostV1, TrustState, VmV1 } from '../../src/api/types.ts';
 import { ApiError, checkSession, get, seg } from './api.ts';
 import { readPolicyDoc, type PolicyDoc } from './policy-doc.ts';
 
 export type VmView = VmV1 & { isolated?: string };
 
-export interface BlockedRow {
-  host: string;
-  from: string | null;
-  to: string | null;
-  fromPort: string;
-  toPort: string;
-  packets: number;
-  bytes: number;
-  reason: 'isolated' | 'no_common_color' | 'unknown_port';
-  firstAt: string;
-  lastAt: string;
-}
+/** A blocked attempt, added up per (host, from port, to port). */
+export type BlockedRow = BlockedTotalV1;
 
 export interface PublishedPolicy {
   version: number;

@@ -253,3 +253,98 @@ export interface HostReportV1 {
   planError: { version: number; message: string } | null;
   blocked: BlockedV1[];
 }
+
+/** Dropped frames added up per (host, from port, to port) since this controller started (`GET /api/v1/blocked`). */
+export interface BlockedTotalV1 extends BlockedV1 {
+  host: string;
+  firstAt: string;
+  lastAt: string;
+}
+
+/** A problem in policy text, placed (`422 policy_invalid` lists them in `details.diagnostics`; validate's warnings). */
+export interface DiagnosticV1 {
+  file: string;
+  /** 1-based; 1 when the problem has no place (a missing field) */
+  line: number;
+  column: number;
+  code: string;
+  message: string;
+  severity: 'error' | 'warning';
+  /** where in the model, e.g. ["labels", 3, "walls", 1] */
+  path?: (string | number)[];
+}
+
+export type AdmissionReason =
+  | 'allowed'
+  | 'unknown_label'
+  | 'unlabeled'
+  | 'host_label_unknown'
+  | 'not_authorized'
+  | 'conflict_set_occupied'
+  | 'unknown_resource'
+  | 'unlabeled_resource'
+  | 'resource_forbidden';
+
+/** The monitor's explanations as they travel (monitor/decisions.ts and chinese-wall.ts compute them). */
+export interface AuthorizedAnswerV1 {
+  allow: boolean;
+  reason: 'host_covers' | 'not_authorized' | 'no_ste_component';
+  /** the VM's colors the host label lacks */
+  missing: string[];
+}
+
+export interface UseAnswerV1 {
+  allow: boolean;
+  reason: 'color_match' | 'color_mismatch' | 'no_ste_component';
+  /** the resource's color */
+  color: string;
+}
+
+export interface StartAnswerV1 {
+  allow: boolean;
+  reason: 'no_conflict' | 'conflict_set_occupied' | 'no_chwall_component';
+  blockers: { conflictSet: string; wall: string; runningLabel: string; runningWall: string; running: number }[];
+}
+
+export interface AdmissionResourceV1 extends VmResourceV1 {
+  label: string | null;
+  allow: boolean;
+  answer?: UseAnswerV1;
+  reason?: AdmissionReason;
+}
+
+/** The answer to `POST /api/v1/admission` and `POST /api/v1/whatif/start`: the first failing check, and every check. */
+export interface AdmissionAnswerV1 {
+  allow: boolean;
+  reason: AdmissionReason;
+  details: {
+    message: string;
+    host: string;
+    hostLabel: string | null;
+    vm: string;
+    label: string | null;
+    policyVersion: number;
+    authorized?: AuthorizedAnswerV1;
+    start?: StartAnswerV1;
+    /** the labels counted on the host, in order (the host label first) */
+    running?: string[];
+    /** for each blocker of `start`: the running VMs (by name) whose label holds the conflict set (`host` for the host label) */
+    standing?: { conflictSet: string; runningLabel: string; vms: string[] }[];
+    resources: AdmissionResourceV1[];
+  };
+}
+
+/** The answer to `POST /api/v1/whatif/share`: may two VMs talk, by policy and now. */
+export interface WhatIfShareV1 {
+  /** the policy allows it (their labels share a color) */
+  allow: boolean;
+  /** and enforcement lets them talk right now (both hold a shared color among their effective colors) */
+  now: boolean;
+  reason: 'common_color' | 'no_common_color' | 'no_ste_component' | 'unknown_label' | 'isolated';
+  /** the colors both labels hold */
+  colors: string[];
+  /** the shared colors they hold right now */
+  nowColors: string[];
+  message: string;
+  vms: { name: string; host: string | null; label: string | null; trust: TrustState; effectiveColors: string[]; isolated?: string }[];
+}

@@ -15,49 +15,13 @@ import { WallState, type StartAnswer } from '../monitor/chinese-wall.ts';
 import type { CompiledPolicy } from '../monitor/compile.ts';
 import { explainAuthorized, explainUse, type AuthorizedAnswer, type UseAnswer } from '../monitor/decisions.ts';
 import { UNLABELED } from '../policy/model.ts';
-import type { AdmissionRequestV1, HostV1 } from '../api/types.ts';
+import type { AdmissionAnswerV1, AdmissionReason, AdmissionRequestV1, AdmissionResourceV1, HostV1 } from '../api/types.ts';
 import type { ResourceLabelRecord, VmRecord } from '../store/store.ts';
 import { inStartOrder, resourceLabelMap, resourceLabelOf } from './fleet.ts';
 
 export type { AdmissionRequestV1 } from '../api/types.ts';
 
-export type AdmissionReason =
-  | 'allowed'
-  | 'unknown_label'
-  | 'unlabeled'
-  | 'host_label_unknown'
-  | 'not_authorized'
-  | 'conflict_set_occupied'
-  | 'unknown_resource'
-  | 'unlabeled_resource'
-  | 'resource_forbidden';
-
-export interface AdmissionResourceV1 extends VmResourceV1 {
-  label: string | null;
-  allow: boolean;
-  answer?: UseAnswer;
-  reason?: AdmissionReason;
-}
-
-export interface AdmissionAnswerV1 {
-  allow: boolean;
-  reason: AdmissionReason;
-  details: {
-    message: string;
-    host: string;
-    hostLabel: string | null;
-    vm: string;
-    label: string | null;
-    policyVersion: number;
-    authorized?: AuthorizedAnswer;
-    start?: StartAnswer;
-    /** the labels counted on the host, in order (the host label first) */
-    running?: string[];
-    /** for each blocker of `start`: the running VMs (by name) whose label holds the conflict set (`host` for the host label) */
-    standing?: { conflictSet: string; runningLabel: string; vms: string[] }[];
-    resources: AdmissionResourceV1[];
-  };
-}
+export type { AdmissionAnswerV1, AdmissionReason, AdmissionResourceV1 } from '../api/types.ts';
 
 export interface AdmissionFacts {
   policy: CompiledPolicy;

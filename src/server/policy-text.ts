@@ -3,24 +3,14 @@
  * the controller keeps (YAML as written, comments and all; Xen XML converted to the native layout). A text with any
  * error is refused as 422 `policy_invalid` with every diagnostic as {file, line, column, code, message}.
  */
+import type { DiagnosticV1 } from '../api/types.ts';
 import type { Diagnostic } from '../policy/errors.ts';
 import { readPolicy, type PolicyFormat } from '../policy/format.ts';
 import type { Policy } from '../policy/model.ts';
 import { writePolicyYaml } from '../policy/yaml-write.ts';
 import { ApiError, ApiErrorCode } from './errors.ts';
 
-/** A diagnostic on the wire. */
-export interface DiagnosticV1 {
-  file: string;
-  /** 1-based; 1 when the problem has no place (a missing field) */
-  line: number;
-  column: number;
-  code: string;
-  message: string;
-  severity: 'error' | 'warning';
-  /** where in the model, e.g. ["labels", 3, "walls", 1] */
-  path?: (string | number)[];
-}
+export type { DiagnosticV1 } from '../api/types.ts';
 
 export function diagnosticV1(d: Diagnostic, file: string): DiagnosticV1 {
   return {

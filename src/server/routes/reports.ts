@@ -9,16 +9,12 @@
  * controllers on one database each holds what its own agents told it (the event reaches both).
  */
 import type { FastifyInstance } from 'fastify';
-import type { BlockedV1, HostReportV1 } from '../../api/types.ts';
+import type { BlockedTotalV1, HostReportV1 } from '../../api/types.ts';
 import { notify, nowIso, type ServerContext } from '../context.ts';
 import { notFound } from '../errors.ts';
 import { name } from '../schemas.ts';
 
-export interface BlockedTotalV1 extends BlockedV1 {
-  host: string;
-  firstAt: string;
-  lastAt: string;
-}
+export type { BlockedTotalV1 } from '../../api/types.ts';
 
 export interface HostReportStateV1 {
   host: string;

@@ -9,7 +9,8 @@
  *   is not audited: nothing tried to start.
  */
 import type { FastifyInstance } from 'fastify';
-import { explainShare, type ShareAnswer } from '../../monitor/decisions.ts';
+import type { AdmissionAnswerV1, WhatIfShareV1 } from '../../api/types.ts';
+import { explainShare } from '../../monitor/decisions.ts';
 import { UNLABELED } from '../../policy/model.ts';
 import { decideAdmission } from '../admission.ts';
 import type { ServerContext } from '../context.ts';
@@ -17,20 +18,7 @@ import { notFound } from '../errors.ts';
 import { anyObject, name } from '../schemas.ts';
 import { vmViews, type VmViewV1 } from '../vm-view.ts';
 
-/** The answer to `whatif/share`. */
-export interface WhatIfShareV1 {
-  /** the policy allows it (their labels share a color) */
-  allow: boolean;
-  /** and enforcement lets them talk right now (both hold a shared color among their effective colors) */
-  now: boolean;
-  reason: ShareAnswer['reason'] | 'unknown_label' | 'isolated';
-  /** the colors both labels hold */
-  colors: string[];
-  /** the shared colors they hold right now */
-  nowColors: string[];
-  message: string;
-  vms: Pick<VmViewV1, 'name' | 'host' | 'label' | 'trust' | 'effectiveColors' | 'isolated'>[];
-}
+export type { WhatIfShareV1 } from '../../api/types.ts';
 
 const tags = ['monitor'];
 
@@ -86,7 +74,7 @@ export function whatIfRoutes(app: FastifyInstance, ctx: ServerContext): void {
       body: { type: 'object', required: ['vm', 'host'], additionalProperties: false, properties: { vm: name, host: name } },
       response: { 200: { type: 'object', required: ['allow', 'reason', 'details'], properties: { allow: { type: 'boolean' }, reason: { type: 'string' }, details: anyObject } } },
     },
-  }, async (request) => {
+  }, async (request): Promise<AdmissionAnswerV1> => {
     const req = request.body as { vm: string; host: string };
     const current = await ctx.policies.require();
     const [host, vm, onHost, resourceLabels] = await Promise.all([

@@ -5,7 +5,7 @@
 import { useEffect, useSyncExternalStore } from 'react';
 import { Link } from 'wouter';
 import { ApiError } from '../../api.ts';
-import { vmHref } from '../../ui.tsx';
+import { FieldError, vmHref } from '../../ui.tsx';
 import type { DiagnosticV1 } from './model.ts';
 
 export interface VersionSummary {
@@ -169,4 +169,32 @@ export function useFlash(location: string): string | null {
     else if (f.shown) setFlash(null);
   }, [f, location]);
   return f !== null && f.at === location ? f.message : null;
+}
+
+/**
+ * The two things every publish asks (a draft's, or a revert's): the change note, required, and the mode, each
+ * explained. `prefix` keeps the fields' ids apart.
+ */
+export function NoteAndMode({ prefix, note, setNote, noteError, mode, setMode }: {
+  prefix: string;
+  note: string;
+  setNote: (s: string) => void;
+  noteError: string | null | undefined;
+  mode: 'reject' | 'revoke';
+  setMode: (m: 'reject' | 'revoke') => void;
+}) {
+  const err = `${prefix}-note-err`;
+  return (
+    <>
+      <label className="pol-field">Change note (required)
+        <textarea id={`${prefix}-note`} rows={2} value={note} onChange={(e) => setNote(e.target.value)} aria-invalid={noteError ? true : undefined} aria-describedby={noteError ? err : undefined} maxLength={4096} />
+      </label>
+      <FieldError id={err} message={noteError} />
+      <fieldset className="pol-modes">
+        <legend>Mode</legend>
+        <label className="pol-check"><input type="radio" name={`${prefix}-mode`} value="reject" checked={mode === 'reject'} onChange={() => setMode('reject')} /> <strong>reject</strong> (Xen’s rule): if any running VM violates the new policy, nothing changes and the current version stays.</label>
+        <label className="pol-check"><input type="radio" name={`${prefix}-mode`} value="revoke" checked={mode === 'revoke'} onChange={() => setMode('revoke')} /> <strong>revoke</strong>: publish, and isolate exactly the violating VMs until they stop, are relabeled, or a later version finds them fine.</label>
+      </fieldset>
+    </>
+  );
 }

@@ -9,7 +9,7 @@ import { get, post } from '../../api.ts';
 import { onEvent, useFleet } from '../../fleet.ts';
 import { useSession } from '../../session.tsx';
 import { FieldError } from '../../ui.tsx';
-import { errorText, refusalOf, setFlash, Time, type SharingDiff, type StructuralDiff, type UpdateResult, type VersionSummary, type VersionText } from './common.tsx';
+import { errorText, NoteAndMode, refusalOf, setFlash, Time, type SharingDiff, type StructuralDiff, type UpdateResult, type VersionSummary, type VersionText } from './common.tsx';
 import { SharingDiffView, StructuralDiffView } from './diff.tsx';
 import { RefusalView } from './preview.tsx';
 
@@ -154,15 +154,7 @@ export function VersionPage({ n }: { n: number }) {
             <form className="pol-publish" onSubmit={(e) => void revert(e)} aria-labelledby="pol-revert-title" noValidate>
               <h3 id="pol-revert-title">Revert to version {n}</h3>
               <p className="muted">Publishes this text again as a new version, replayed against the running VMs like any publish.</p>
-              <label className="pol-field">Change note (required)
-                <textarea id="pol-revert-note" rows={2} value={note} onChange={(e) => setNote(e.target.value)} aria-invalid={noteError ? true : undefined} aria-describedby={noteError ? 'pol-revert-note-err' : undefined} maxLength={4096} />
-              </label>
-              <FieldError id="pol-revert-note-err" message={noteError} />
-              <fieldset className="pol-modes">
-                <legend>Mode</legend>
-                <label className="pol-check"><input type="radio" name="pol-revert-mode" checked={mode === 'reject'} onChange={() => setMode('reject')} /> <strong>reject</strong>: refuse if any running VM violates it</label>
-                <label className="pol-check"><input type="radio" name="pol-revert-mode" checked={mode === 'revoke'} onChange={() => setMode('revoke')} /> <strong>revoke</strong>: publish and isolate the violators</label>
-              </fieldset>
+              <NoteAndMode prefix="pol-revert" note={note} setNote={setNote} noteError={noteError} mode={mode} setMode={setMode} />
               <button type="submit" className="danger" disabled={busy}>{busy ? 'Reverting…' : `Revert to version ${n}`}</button>
               {refusal && <RefusalView message={refusal.message} result={refusal.result} />}
             </form>

@@ -205,15 +205,7 @@ export function checkForm(m: FormModel): FieldErrors {
 }
 
 /** A diagnostic as the controller sends it (422 `policy_invalid`, validate's warnings). */
-export interface DiagnosticV1 {
-  file: string;
-  line: number;
-  column: number;
-  code: string;
-  message: string;
-  severity: 'error' | 'warning';
-  path?: (string | number)[];
-}
+export type { DiagnosticV1 } from '../../../../src/api/types.ts';
 
 /** The form field a diagnostic's model path names (`null`: the form has no place for it). */
 export function fieldOfPath(m: FormModel, path: readonly (string | number)[] | undefined): string | null {

@@ -8,8 +8,8 @@ import { post, seg, get } from '../../api.ts';
 import { useSession } from '../../session.tsx';
 import { useFleet } from '../../fleet.ts';
 import { colorStyle } from '../../palette.ts';
-import { FieldError, Swatch } from '../../ui.tsx';
-import { errorText, REASON, refusalOf, VmLink, type Isolation, type Preview, type UpdateResult, type Violation } from './common.tsx';
+import { Swatch } from '../../ui.tsx';
+import { errorText, NoteAndMode, REASON, refusalOf, VmLink, type Isolation, type Preview, type UpdateResult, type Violation } from './common.tsx';
 import { StructuralDiffView, SharingDiffView } from './diff.tsx';
 
 export function ViolationTable({ violations, caption }: { violations: readonly Violation[]; caption: string }) {
@@ -184,15 +184,7 @@ export function PreviewPanel({ draftId, dirty, revision, palette, onPublished }:
       {preview && can('admin') && (
         <form className="pol-publish" onSubmit={(e) => void publish(e)} aria-labelledby="pol-publish-title" noValidate>
           <h3 id="pol-publish-title">Publish</h3>
-          <label className="pol-field">Change note (required)
-            <textarea id="pol-note" rows={2} value={note} onChange={(e) => setNote(e.target.value)} aria-invalid={noteError ? true : undefined} aria-describedby={noteError ? 'pol-note-err' : undefined} maxLength={4096} />
-          </label>
-          <FieldError id="pol-note-err" message={noteError} />
-          <fieldset className="pol-modes">
-            <legend>Mode</legend>
-            <label className="pol-check"><input type="radio" name="pol-mode" value="reject" checked={mode === 'reject'} onChange={() => setMode('reject')} /> <strong>reject</strong> (Xen’s rule): if any running VM violates the new policy, nothing changes and the current version stays.</label>
-            <label className="pol-check"><input type="radio" name="pol-mode" value="revoke" checked={mode === 'revoke'} onChange={() => setMode('revoke')} /> <strong>revoke</strong>: publish, and isolate exactly the violating VMs (listed above) until they stop, are relabeled, or a later version finds them fine.</label>
-          </fieldset>
+          <NoteAndMode prefix="pol" note={note} setNote={setNote} noteError={noteError} mode={mode} setMode={setMode} />
           <button type="submit" className="primary" disabled={publishing}>{publishing ? 'Publishing…' : `Publish (${mode})`}</button>
           {refusal && <RefusalView message={refusal.message} result={refusal.result} />}
         </form>
