@@ -349,15 +349,21 @@ export class EvidenceIngest {
 
     const result = applyVerdicts(fleet, steps, nowMs);
     const effects = await storeResult(this.ctx, s, result, fleet);
-    // each accepted increment's state and evidence, in order (the store keeps each VM's last)
+    // each accepted increment's state and evidence, in order (the store keeps each VM's last). An empty good
+    // increment (the agent's heartbeat) is no evidence to show: it does not replace the last one, whose failing
+    // entries the console shows while the VM is untrusted.
     const integrity = await storeIntegrities(
       s,
-      accepted.map((a) => ({
-        vm: a.vm,
-        before: (states.get(a.vm) as Slot).before,
-        state: a.result.newState,
-        evidence: { at, entries: jobs[a.job].items[a.item].increment.entries.length, ok: a.result.verdict.ok, failures: a.result.verdict.failures },
-      })),
+      accepted.map((a) => {
+        const entries = jobs[a.job].items[a.item].increment.entries.length;
+        const v = a.result.verdict;
+        return {
+          vm: a.vm,
+          before: (states.get(a.vm) as Slot).before,
+          state: a.result.newState,
+          ...(entries === 0 && v.ok ? {} : { evidence: { at, entries, ok: v.ok, failures: v.failures } }),
+        };
+      }),
     );
 
     // the answers

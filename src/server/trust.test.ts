@@ -113,6 +113,13 @@ describe('evidence, trust and plans', () => {
     assert.deepEqual(await plan('h2'), h2, 'h2\'s plan did not change');
     const vm = (await s.call('GET', '/api/v1/vms/web', { token: s.tokens.viewer })).json;
     assert.deepEqual([vm.trust, vm.effectiveColors], ['untrusted', []]);
+
+    // the agent's heartbeat (an empty increment) that follows does not hide the failing entry
+    clock += 1000;
+    const beat = await evidence('web', { entries: [], from: 4 });
+    assert.equal(beat.status, 200, beat.text);
+    const still = (await s.call('GET', '/api/v1/vms/web/trust', { token: s.tokens.viewer })).json;
+    assert.deepEqual(still.evidence.failures.map((x: { path: string }) => x.path), ['/usr/bin/a']);
   });
 
   test('a long poll with nothing newer answers 204 after its wait', async () => {
