@@ -18,6 +18,8 @@ interface Addon {
   sync(): number;
   digest(alg: 1 | 256, data: Uint8Array): Buffer;
   murmur3(data: Uint8Array): number;
+  /** measure-read.ts's lookPacked for the files it can answer exactly; the others come back "again" */
+  lookPacked(paths: string, hints: string): { meta: ArrayBuffer; digests: ArrayBuffer; templates: ArrayBuffer; errors: Record<number, string> };
 }
 
 export interface NativeStatus {
@@ -39,7 +41,7 @@ function load(): { addon: Addon | null; status: NativeStatus } {
   }
   try {
     const addon = createRequire(import.meta.url)(ADDON) as Addon;
-    if (addon.abi !== 2 || typeof addon.scanAscii !== 'function') throw new Error('an addon of another version: run `npm run build:native`');
+    if (addon.abi !== 3 || typeof addon.scanAscii !== 'function') throw new Error('an addon of another version: run `npm run build:native`');
     cached = { addon, status: { loaded: true, detail: ADDON, shaNi: addon.shaNi } };
   } catch (e) {
     cached = { addon: null, status: { loaded: false, detail: (e as Error).message.split('\n')[0] } };
@@ -69,8 +71,13 @@ export function nativeImaStatus(): NativeStatus {
 }
 
 /** The addon's own functions, for tests (its hashing against node:crypto, its hash against digest-table.ts). */
-export function nativeImaAddon(): Pick<Addon, 'digest' | 'murmur3'> | null {
+export function nativeImaAddon(): Pick<Addon, 'digest' | 'murmur3' | 'lookPacked'> | null {
   return load().addon;
+}
+
+/** The addon's file, for worker threads to load it (null: not built, will not load, or turned off). */
+export function nativeAddonPath(): string | null {
+  return load().addon === null ? null : ADDON;
 }
 
 /**

@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LOOK_BATCH, Measurer, type Looker } from '../integrity/measure.ts';
+import { computeTemplateHash } from '../integrity/ima-entry.ts';
+import { LOOK_BATCH, Measurer, pathEntry, type Looker } from '../integrity/measure.ts';
+import { lookPacked, unpackLooks } from '../integrity/measure-read.ts';
+import { nativeImaAddon, nativeImaStatus } from './ima-native.ts';
 import { MeasurePool } from './measure-pool.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -43,6 +46,9 @@ describe('MeasurePool', () => {
     }
     writeFileSync(join(dir, 'large'), randomBytes((1 << 20) + 1));
     writeFileSync(join(dir, 'name with space'), 's');
+    writeFileSync(join(dir, 'tab\tnewline\ndel\x7f'), 'control characters become _');
+    writeFileSync(join(dir, 'empty'), '');
+    writeFileSync(join(dir, 'exactly-1MiB'), randomBytes(1 << 20));
     writeFileSync(Buffer.concat([Buffer.from(`${dir}/a2/`), Buffer.from([0xc3, 0x28])]), 'not UTF-8');
     symlinkSync('f1', join(dir, 'a1/b1/link'));
     symlinkSync('/etc/passwd', join(dir, 'outside'));
@@ -65,6 +71,42 @@ describe('MeasurePool', () => {
     // several roots, one inside another, and a file root
     const roots = [join(dir, 'a1'), dir, join(dir, 'a3/b3'), join(dir, 'large')];
     assert.deepEqual(await measure(roots, pool), await measure(roots));
+  });
+
+  test('the native reader gives what measure-read gives, with each file\'s template hash, and leaves the rest to the measurer', (t) => {
+    const addon = nativeImaAddon();
+    if (addon === null) {
+      if (process.env.CI) assert.fail(`in CI the native addon must load: ${nativeImaStatus().detail}`);
+      return t.skip(`the native addon is not loaded: ${nativeImaStatus().detail}`);
+    }
+    assert.notEqual(pool.native, null, 'the pool reads with the addon');
+    const paths = execFileSync('find', [dir, '-mindepth', '1'], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
+    paths.push(join(dir, 'gone'), join(dir, 'f1/under-a-file'));
+    const hints = paths.map((p) => (p.endsWith('link') || p.endsWith('outside') || p.endsWith('dangling') ? 's' : 'f')).join('');
+    const js = unpackLooks(lookPacked(paths.join('\0'), hints));
+    const packed = addon.lookPacked(paths.join('\0'), hints);
+    const nat = unpackLooks(packed);
+    let files = 0;
+    for (let i = 0; i < paths.length; i++) {
+      const n = nat[i];
+      const j = js[i];
+      if (n === null) {
+        // left to the measurer: links, files over 1 MiB, errors
+        assert.ok(hints[i] === 's' || (j !== null && j.kind === 'file' && j.stat.size > 1n << 20n) || j === null || j.kind === 'unreadable' || j.kind === 'symlink', `${paths[i]}: ${JSON.stringify(j, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+        continue;
+      }
+      if (n.kind === 'file') {
+        files++;
+        const { templateHash, ...rest } = n;
+        assert.deepEqual(rest, j, paths[i]);
+        assert.equal(hex(templateHash!), hex(computeTemplateHash(pathEntry('file', paths[i], n.digest))), paths[i]);
+      } else assert.deepEqual(n, j, paths[i]);
+    }
+    assert.ok(files >= 6 * LOOK_BATCH, `${files} files answered natively`);
+    assert.equal(nat[paths.indexOf(join(dir, 'exactly-1MiB'))]?.kind, 'file', 'a file of exactly 1 MiB is a small file');
+    assert.equal(nat[paths.indexOf(join(dir, 'large'))], null, 'a larger one is streamed by the measurer');
+    assert.equal(nat[paths.indexOf(join(dir, 'gone'))]?.kind, 'absent');
+    assert.equal(nat[paths.indexOf(join(dir, 'fifo'))]?.kind, 'other');
   });
 
   test('a pool closed halfway: the measurer reads the rest itself', async () => {

@@ -145,6 +145,14 @@ export function imaNgEntry(name: string, digest: Uint8Array): ImaEntry {
   };
 }
 
+/**
+ * A regular file's entry whose template hash was computed where the file was read (the native reader, from the
+ * same path and digest: measure.test.ts checks both give the same list).
+ */
+export function fileEntry(path: string, digest: Uint8Array, templateHash: Uint8Array): ImaEntry {
+  return { pcr: MEASURE_PCR, template: 'ima-ng', templateHash, digestAlg: 'sha256', digest, name: measurementName(path) };
+}
+
 /** The entry for a path: its kind's marker (none for a regular file) + the safe form of the path. */
 export function pathEntry(kind: 'file' | MarkKind, path: string, digest: Uint8Array = new Uint8Array(32)): ImaEntry {
   const prefix = kind === 'file' ? '' : MARK[kind];

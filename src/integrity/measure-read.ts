@@ -58,7 +58,7 @@ export interface LookStat {
 
 /** What one look at a path found. */
 export type Look =
-  | { kind: 'file' | 'symlink'; stat: LookStat; digest: Uint8Array }
+  | { kind: 'file' | 'symlink'; stat: LookStat; digest: Uint8Array; templateHash?: Uint8Array }
   /** a regular file too large for the synchronous path: the caller streams it (streamFd) and closes fd */
   | { kind: 'large'; fd: number; stat: LookStat }
   | { kind: 'unreadable'; error: string; stat?: LookStat }
@@ -175,6 +175,11 @@ export function lookMany(paths: readonly string[], hints: readonly LookHint[]): 
 export interface PackedLooks {
   meta: ArrayBuffer;
   digests: ArrayBuffer;
+  /**
+   * 20 bytes per look: a file's `ima-ng` template hash, computed with the look (the native reader does; see
+   * native/ima_scan.cc), so that the measurer's thread need not
+   */
+  templates?: ArrayBuffer;
   /** index → errno code, for the unreadable ones */
   errors: Record<number, string>;
 }
@@ -239,8 +244,11 @@ export class PackedLookResults {
         : undefined;
     switch (kind) {
       case 'file':
-      case 'symlink':
         // a Buffer, as node:crypto's digests are on the sequential path: entries compare equal either way
+        return this.p.templates === undefined
+          ? { kind, stat: stat as LookStat, digest: Buffer.from(this.p.digests, i * 32, 32) }
+          : { kind, stat: stat as LookStat, digest: Buffer.from(this.p.digests, i * 32, 32), templateHash: Buffer.from(this.p.templates, i * 20, 20) };
+      case 'symlink':
         return { kind, stat: stat as LookStat, digest: Buffer.from(this.p.digests, i * 32, 32) };
       case 'unreadable': {
         const error = this.p.errors[i] ?? 'EIO';

@@ -30,7 +30,7 @@ import { realpath, lstatSync, statSync, type BigIntStats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { IntegrityError, IntegrityErrorCode } from './errors.ts';
 import type { ImaEntry } from './ima-entry.ts';
-import { pathEntry } from './measure-entry.ts';
+import { fileEntry, pathEntry } from './measure-entry.ts';
 import { closeP, errCode, lookSync, streamFd, streamPath, type Look, type LookHint, type LookStat } from './measure-read.ts';
 import { RACY_WINDOW_MS, parseState, sameStat, serializeState, type FileState } from './measure-state.ts';
 import { isUnder, listTree, sortPaths, type ListedKind, type ListingSink } from './measure-tree.ts';
@@ -606,7 +606,8 @@ export class Measurer {
         if (s.ctimeNs >= racyFrom) next.racy = true;
         this.files.set(p, next);
         if (prev !== undefined && prev.kind === next.kind && sameBytes(prev.digest, next.digest)) return;
-        return this.emit(pathEntry(look.kind, p, look.digest));
+        // a file's template hash may come with its look (computed where it was read: see PackedLooks)
+        return this.emit(look.templateHash !== undefined && look.kind === 'file' ? fileEntry(p, look.digest, look.templateHash) : pathEntry(look.kind, p, look.digest));
       }
     }
   }
