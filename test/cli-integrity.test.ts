@@ -17,8 +17,8 @@ const ima = join(data, 'ima');
 const tpm = join(data, 'tpm');
 const tmp = mkdtempSync(join(tmpdir(), 'hg-cli-int-'));
 
-function hg(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: tmp, timeout: 60_000 });
+function hg(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: tmp, timeout: 60_000, env: { ...process.env, ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -114,6 +114,9 @@ test('ima appraise: a policy made from a log accepts it; a changed file digest i
   assert.equal(v.failures[0].status, 'mismatch');
   assert.equal(v.failures[0].found, newDigest);
   assert.deepEqual(v.failures[0].expected, [readFileSync(log, 'utf8').split('\n')[2].split(' ')[3].split(':')[1]]);
+  // the JavaScript path alone (no native scanner) answers exactly the same, PCR 10 included
+  const js = hg(['ima', 'appraise', changed, '--policy', policy, '--json'], { HUEGUARD_NATIVE: '0' });
+  assert.deepEqual(JSON.parse(js.out), v);
   const human = hg(['ima', 'appraise', changed, '--policy', policy]);
   assert.match(human.out, new RegExp(`entry 3 ${f[4].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: mismatch: expected sha256:[0-9a-f]{64}, found sha256:${newDigest}`));
 });

@@ -2,22 +2,23 @@
  * `hueguard ima appraise LOG --policy FILE [--json]`: appraise a measurement list against reference values (a
  * Keylime runtime policy or allowlist), streaming, and replay its PCR 10 on the way. Exit 0 when every entry is
  * ok or excluded, 1 when any fails; every failing entry is listed with its path, expected and found digests.
+ * The ordinary lines of an ascii list go through the native scanner where it is built (native/): the same answers,
+ * about ten times faster (README, bench:integrity).
  */
-import { Appraiser, type AppraisalFailure } from '../integrity/appraise.ts';
-import { PcrReplay, IMA_PCR } from '../integrity/ima-replay.ts';
-import { integrity, loadRuntimePolicy, logBatches } from './ima-files.ts';
+import { fileChunks, nativeImaScanner } from '../agent/ima-native.ts';
+import { Appraiser } from '../integrity/appraise.ts';
+import { replayAndAppraiseStream } from '../integrity/ima-scan.ts';
+import { assertReadable, integrity, loadRuntimePolicy } from './ima-files.ts';
 
 export async function imaAppraise(file: string, opts: { policy: string; binary?: boolean; json?: boolean }): Promise<number> {
   const policy = loadRuntimePolicy(opts.policy);
+  assertReadable(file);
   const result = await integrity(file, async () => {
     const appraiser = new Appraiser(policy);
-    const replay = new PcrReplay(undefined, { pcr: IMA_PCR });
-    const failures: AppraisalFailure[] = [];
-    for await (const batch of logBatches(file, opts.binary)) {
-      for (const e of batch) replay.extend(e);
-      failures.push(...appraiser.appraise(batch).failures);
-    }
-    return { ok: failures.length === 0, entries: appraiser.entries, counts: appraiser.totals, failures, pcr10: replay.snapshot().pcr };
+    const scanner = opts.binary ? null : nativeImaScanner();
+    if (scanner !== null) appraiser.digestTable();
+    const r = await replayAndAppraiseStream(fileChunks(file, 1 << 20), appraiser, { scanner, ...(opts.binary ? { format: 'binary' as const } : {}) });
+    return { ok: r.ok, entries: r.entries, counts: r.counts, failures: r.failures, pcr10: r.replay.pcr };
   });
   if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
   else {
