@@ -426,6 +426,33 @@ async function decideOverHttp(load: Load, url: string, viewer: string) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+const profiled = new Set<string>();
+
+/** A CPU profile of this thread; `stop` prints the functions with the most self time. */
+async function startProfile(): Promise<{ stop: () => Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const s = new Session();
+  s.connect();
+  await s.post('Profiler.enable');
+  await s.post('Profiler.setSamplingInterval', { interval: 200 });
+  await s.post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = (await s.post('Profiler.stop')) as unknown as { profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] } };
+      s.disconnect();
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      const self = new Map<string, number>();
+      profile.samples.forEach((id, i) => {
+        const n = byId.get(id)!;
+        const k = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}`;
+        self.set(k, (self.get(k) ?? 0) + (profile.timeDeltas[i] ?? 0));
+      });
+      const total = [...self.values()].reduce((a, b) => a + b, 0);
+      for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`   profile ${(us / 1000).toFixed(0).padStart(6)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`);
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const tStart = performance.now();
   console.log(`controller bench — node ${process.version}, ${os.cpus().length} cores; client: one worker thread, servers: the main thread`);
@@ -517,7 +544,13 @@ async function main(): Promise<void> {
       const groups0 = ctx.ingest.groups;
       const loadBefore = os.loadavg()[0];
       const elu0 = performance.eventLoopUtilization();
+      // HUEGUARD_BENCH_PROFILE=1: where the server thread spends the first full-load step (self time, top 25)
+      const prof = process.env.HUEGUARD_BENCH_PROFILE === '1' && hosts === HOSTS && !profiled.has(mode) ? await startProfile() : null;
       const r = await load.run<OpenResult>({ kind: 'open', batch, url, units, pool: POOL, periodMs: PERIOD_MS, durationMs, sockets: INGEST_SOCKETS });
+      if (prof) {
+        profiled.add(mode);
+        await prof.stop();
+      }
       // the server's thread: how much of the step it was busy (wall time, so preemption by other jobs counts)
       const elu = performance.eventLoopUtilization(elu0);
       r.from.forEach((vms, u) => vms.forEach((x, i) => (from[batch ? u * PER_HOST + i : u] = x)));
