@@ -104,6 +104,13 @@ export async function demo(o: DemoOptions): Promise<number> {
     lab = await labUp({ vms, dir: join(dir, 'lab') });
     built = await buildAgent({ controller: url, token: agentToken, host: HOST, driver: 'lab', lab: lab.dir, state: join(dir, 'agent'), socket: join(dir, 'agent.sock') }, (l) => process.stderr.write(`${l}\n`));
     await built.agent.start();
+    // "up" once the controller knows the lab's VMs (the agent reports them as it starts): the pings printed below
+    // then work at once
+    const want = lab.vms.map((v) => v.name);
+    for (const end = Date.now() + 15_000; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+      const known = new Set(((await api(url, admin, 'GET', '/api/v1/vms')) as { name: string }[]).map((v) => v.name));
+      if (want.every((n) => known.has(n))) break;
+    }
 
     const out = process.stdout;
     out.write(`hueguard demo is up (everything lives in ${dir}; Ctrl-C removes it)\n`);

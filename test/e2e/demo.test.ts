@@ -42,7 +42,12 @@ async function runDemo(args: string[], names: string[]): Promise<void> {
     assert.ok(!/^hg-/m.test(netnsList()), `namespaces left: ${netnsList()}`);
     assert.ok(!existsSync(dir), `${dir} left behind`);
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    // a failed check must not leave the lab behind for the next run: SIGTERM (the demo cleans up), then SIGKILL
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   }
 }
 
