@@ -440,6 +440,7 @@ async function startProfile(): Promise<{ stop: () => Promise<void> }> {
     async stop() {
       const { profile } = (await s.post('Profiler.stop')) as unknown as { profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] } };
       s.disconnect();
+      if (process.env.HUEGUARD_BENCH_PROFILE_OUT) (await import('node:fs')).writeFileSync(process.env.HUEGUARD_BENCH_PROFILE_OUT, JSON.stringify(profile));
       const byId = new Map(profile.nodes.map((n) => [n.id, n]));
       const self = new Map<string, number>();
       profile.samples.forEach((id, i) => {
