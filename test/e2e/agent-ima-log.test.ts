@@ -15,19 +15,14 @@ import { SimDriver } from '../../src/agent/sim-driver.ts';
 import { formatAsciiLine } from '../../src/integrity/ima-entry.ts';
 import { pathEntry } from '../../src/integrity/measure-entry.ts';
 import { startController, type TestController } from '../support/controller.ts';
+import { until as waitUntil } from '../support/until.ts';
 
 let c: TestController;
 let agent: Agent;
 const driver = new SimDriver();
 const line = (path: string, byte: number) => formatAsciiLine(pathEntry('file', path, new Uint8Array(32).fill(byte)));
 const api = <T = any>(method: string, path: string, body?: unknown) => c.api<T>(method, path, body);
-const until = async (what: string, f: () => Promise<boolean>) => {
-  const end = Date.now() + 15_000;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const until = (what: string, f: () => Promise<boolean>) => waitUntil(what, f);
 
 before(async () => {
   c = await startController('h-ima', 'hg-e2e-imalog-');

@@ -15,6 +15,7 @@ import { hasDefaultRoute, labDown, labPing, labUp, type Lab, type LabVm } from '
 import { NftEnforcer } from '../../src/agent/nftables.ts';
 import { nftUnavailable } from '../../src/agent/root.test-support.ts';
 import { startController, type TestController } from '../support/controller.ts';
+import { until as waitUntil } from '../support/until.ts';
 
 const HOST = 'e2e-host';
 const why = nftUnavailable();
@@ -30,15 +31,8 @@ describe('agent end to end on a lab', { skip: why ?? false }, () => {
 
   const api = <T = any>(method: string, path: string, body?: unknown) => c.api<T>(method, path, body);
 
-  async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await f();
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; agent log:\n${logs.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const until = <T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000) =>
+    waitUntil(what, f, { ms, context: () => `agent log:\n${logs.join('\n')}` }) as Promise<T>;
 
   /** Which ordered pairs may talk, by the controller's own `share` decisions on the VMs' effective colors. */
   async function expectedMatrix(): Promise<string[]> {

@@ -26,6 +26,7 @@ import { createToken } from '../../src/server/routes/tokens.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { Store } from '../../src/store/store.ts';
 import { guestDomainXml, guestKernel, guestUnavailable, writeInitramfs } from '../support/qemu-guest.ts';
+import { until as waitUntil } from '../support/until.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/hueguard', import.meta.url));
 const why = libvirtUnavailable({ qemu: true }) ?? guestUnavailable();
@@ -74,16 +75,15 @@ describe('the agent behind libvirt\'s qemu hook', { skip: why ?? false }, () => 
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
     return (text ? JSON.parse(text) : null) as T;
   }
-  const until = async (what: string, pred: () => Promise<boolean> | boolean, ms = 30_000) => {
-    const end = Date.now() + ms;
-    while (!(await pred())) {
-      if (Date.now() > end) {
+  const until = (what: string, pred: () => Promise<boolean> | boolean, ms = 30_000) =>
+    waitUntil(what, pred, {
+      ms,
+      everyMs: 100,
+      context: async () => {
         const vms = await api('GET', `/api/v1/vms/${GREEN.name}/trust/history`).catch((e) => String(e));
-        throw new Error(`${what}: not within ${ms} ms\nagent: ${logs.join('\n')}\nstatus: ${JSON.stringify(agent?.status())}\nvms: ${JSON.stringify(vms)}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
+        return `agent: ${logs.join('\n')}\nstatus: ${JSON.stringify(agent?.status())}\nvms: ${JSON.stringify(vms)}`;
+      },
+    });
   const virsh = (args: string[]) => daemon!.virsh('qemu', args, 120_000);
   const domainXml = (g: typeof GREEN) => withLabel(guestDomainXml({ ...g, bridge: BRIDGE, work }), g.label);
 

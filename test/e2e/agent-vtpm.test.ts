@@ -15,6 +15,7 @@ import { NftEnforcer } from '../../src/agent/nftables.ts';
 import { nftUnavailable } from '../../src/agent/root.test-support.ts';
 import { vmTpmMissing } from '../../src/agent/vm-tpm.ts';
 import { startController, type TestController } from '../support/controller.ts';
+import { until as waitUntil } from '../support/until.ts';
 
 const why = nftUnavailable() ?? vmTpmMissing();
 if (why) console.log(`# SKIP agent with vTPMs: ${why}`);
@@ -27,13 +28,7 @@ describe('lab VMs with a vTPM: quoted evidence end to end', { skip: why ?? false
   let enforcer: NftEnforcer;
   const logs: string[] = [];
   const api = <T = any>(method: string, path: string, body?: unknown) => c.api<T>(method, path, body);
-  const until = async (what: string, f: () => Promise<boolean>, ms = 30_000) => {
-    const end = Date.now() + ms;
-    while (!(await f())) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${logs.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
+  const until = (what: string, f: () => Promise<boolean>, ms = 30_000) => waitUntil(what, f, { ms, everyMs: 100, context: () => logs.join('\n') });
 
   before(async () => {
     c = await startController('tpm-host', 'hg-e2e-vtpm-');

@@ -22,6 +22,7 @@ import { LibvirtDriver } from '../../src/agent/libvirt.ts';
 import { libvirtUnavailable, startLibvirtd, type TestLibvirtd } from '../../src/agent/libvirtd.test-support.ts';
 import { ALLOW, startHookAgentStub, type HookAgentStub } from '../support/hook-agent-stub.ts';
 import { GUEST_UP, guestDomainXml, guestKernel, guestUnavailable, writeInitramfs } from '../support/qemu-guest.ts';
+import { until as waitUntil } from '../support/until.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/hueguard', import.meta.url));
 const noPing = () => (spawnSync('sh', ['-c', 'command -v ping'], { stdio: 'ignore' }).status === 0 ? null : 'ping is not installed (iputils-ping)');
@@ -46,13 +47,8 @@ describe('libvirt with real QEMU guests', { skip: why ?? false }, () => {
   const answers = new Map<string, HookAnswerV1>();
   const events: DriverEvent[] = [];
 
-  const until = async (pred: () => boolean | Promise<boolean>, what: string, ms: number) => {
-    const end = Date.now() + ms;
-    while (!(await pred())) {
-      if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms; events ${JSON.stringify(events)}\n${daemon?.log().slice(-1500) ?? ''}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
+  const until = (pred: () => boolean | Promise<boolean>, what: string, ms: number) =>
+    waitUntil(what, pred, { ms, everyMs: 100, context: () => `events ${JSON.stringify(events)}\n${daemon?.log().slice(-1500) ?? ''}` });
   const sawEvent = (type: DriverEvent['type'], vm: string) => () => events.some((e) => e.type === type && e.vm === vm);
   const virsh = (args: string[]) => daemon!.virsh('qemu', args, 120_000);
   const hookOps = (vm: string) => agent!.requests.filter((r) => r.domain === vm).map((r) => r.op);
