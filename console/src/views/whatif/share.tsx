@@ -3,12 +3,12 @@
  * may now (enforcement fails closed: an untrusted or unverified VM holds no color). Asked again by itself when
  * either VM's trust, label or colors change while the answer is shown.
  */
-import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { Link } from 'wouter';
-import { ApiError, post } from '../../api.ts';
 import { useFleet, type VmView } from '../../fleet.ts';
 import { ColorChips, TrustBadge, vmHref } from '../../ui.tsx';
 import { Field, pickVm, Verdict, VmInput } from './fields.tsx';
+import { useLiveQuestion } from './live-question.ts';
 import type { ShareAnswer } from './types.ts';
 
 type Errors = { a?: string; b?: string; form?: string };
@@ -19,30 +19,18 @@ export function ShareQuestion() {
   const fleet = useFleet();
   const [a, setA] = useState('');
   const [b, setB] = useState('');
-  const [errors, setErrors] = useState<Errors>({});
-  const [busy, setBusy] = useState(false);
-  const [answer, setAnswer] = useState<{ a: string; b: string; res: ShareAnswer } | null>(null);
-  const asked = useRef(0);
-
-  async function ask(x: string, y: string, quiet = false) {
-    const mine = ++asked.current;
-    if (!quiet) setBusy(true);
-    try {
-      const res = await post<ShareAnswer>('/api/v1/whatif/share', { a: x, b: y });
-      if (mine === asked.current) { setAnswer({ a: x, b: y, res }); setErrors({}); }
-    } catch (err) {
-      if (mine !== asked.current) return;
-      const msg = err instanceof ApiError ? err.message : 'The controller cannot be reached.';
-      const d = err instanceof ApiError ? (err.details as { vm?: unknown; field?: unknown } | null) : null;
-      const f = err instanceof ApiError ? err.field : undefined;
-      if (f === 'body.a' || (d?.vm !== undefined && d.vm === x)) setErrors({ a: msg });
-      else if (f === 'body.b' || (d?.vm !== undefined && d.vm === y)) setErrors({ b: msg });
-      else setErrors({ form: msg });
-      if (!quiet) setAnswer(null);
-    } finally {
-      if (!quiet) setBusy(false);
-    }
-  }
+  // the answer follows the fleet: asked again when either VM (or the policy) changes
+  const { answer, errors, setErrors, busy, ask } = useLiveQuestion<{ a: string; b: string }, ShareAnswer, Errors>({
+    path: '/api/v1/whatif/share',
+    errorsOf: (msg, err, q) => {
+      const d = err?.details as { vm?: unknown } | null | undefined;
+      if (err?.field === 'body.a' || (d?.vm !== undefined && d.vm === q.a)) return { a: msg };
+      if (err?.field === 'body.b' || (d?.vm !== undefined && d.vm === q.b)) return { b: msg };
+      return { form: msg };
+    },
+    follow: (q) => `${fleet.policy?.version ?? 0}|${vmKey(fleet.byName.get(q.a))}|${vmKey(fleet.byName.get(q.b))}`,
+    followDeps: [fleet.revision],
+  });
 
   function submit(e: FormEvent) {
     e.preventDefault();
@@ -57,18 +45,8 @@ export function ShareQuestion() {
       document.getElementById(next.a ? 'wi-share-a' : 'wi-share-b')?.focus();
       return;
     }
-    void ask((pa as { vm: string }).vm, (pb as { vm: string }).vm);
+    void ask({ a: (pa as { vm: string }).vm, b: (pb as { vm: string }).vm });
   }
-
-  // the answer follows the fleet: ask again when either VM (or the policy) changes
-  const key = answer ? `${fleet.policy?.version ?? 0}|${vmKey(fleet.byName.get(answer.a))}|${vmKey(fleet.byName.get(answer.b))}` : '';
-  const lastKey = useRef('');
-  useEffect(() => {
-    if (!answer) { lastKey.current = ''; return; }
-    if (lastKey.current !== '' && lastKey.current !== key) void ask(answer.a, answer.b, true);
-    lastKey.current = key;
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [key]);
 
   return (
     <section className="panel wi-question" aria-labelledby="wi-share-title">
@@ -84,7 +62,7 @@ export function ShareQuestion() {
       </form>
       {errors.form && <p role="alert" className="error">{errors.form}</p>}
       <div aria-live="polite" className="wi-answer-slot">
-        {answer && <ShareResult a={answer.a} b={answer.b} res={answer.res} />}
+        {answer && <ShareResult a={answer.q.a} b={answer.q.b} res={answer.res} />}
       </div>
     </section>
   );

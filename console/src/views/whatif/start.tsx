@@ -4,13 +4,13 @@
  * which running label and which running VMs), and each disk and network. Asked again by itself when the VMs on
  * that host, the VM or the policy change while the answer is shown.
  */
-import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
+import { useMemo, useState, type FormEvent } from 'react';
 import { Link } from 'wouter';
-import { ApiError, post } from '../../api.ts';
 import { useFleet } from '../../fleet.ts';
 import { labelColors } from '../../policy-doc.ts';
 import { ColorChips, vmHref } from '../../ui.tsx';
 import { Field, pickVm, Verdict, VmInput } from './fields.tsx';
+import { useLiveQuestion } from './live-question.ts';
 import type { StartAnswer } from './types.ts';
 
 type Errors = { vm?: string; host?: string; form?: string };
@@ -31,31 +31,22 @@ export function StartQuestion() {
   const fleet = useFleet();
   const [vm, setVm] = useState('');
   const [host, setHost] = useState('');
-  const [errors, setErrors] = useState<Errors>({});
-  const [busy, setBusy] = useState(false);
-  const [answer, setAnswer] = useState<{ vm: string; host: string; res: StartAnswer } | null>(null);
-  const asked = useRef(0);
   const hosts = useMemo(() => fleet.hosts.map((h) => h.name).sort(), [fleet.hosts]);
-
-  async function ask(v: string, h: string, quiet = false) {
-    const mine = ++asked.current;
-    if (!quiet) setBusy(true);
-    try {
-      const res = await post<StartAnswer>('/api/v1/whatif/start', { vm: v, host: h });
-      if (mine === asked.current) { setAnswer({ vm: v, host: h, res }); setErrors({}); }
-    } catch (err) {
-      if (mine !== asked.current) return;
-      const msg = err instanceof ApiError ? err.message : 'The controller cannot be reached.';
-      const d = err instanceof ApiError ? (err.details as { vm?: unknown; host?: unknown } | null) : null;
-      const f = err instanceof ApiError ? err.field : undefined;
-      if (f === 'body.vm' || d?.vm !== undefined) setErrors({ vm: msg });
-      else if (f === 'body.host' || d?.host !== undefined) setErrors({ host: msg });
-      else setErrors({ form: msg });
-      if (!quiet) setAnswer(null);
-    } finally {
-      if (!quiet) setBusy(false);
-    }
-  }
+  // the answer follows the fleet: the VMs on that host (who runs, with which label), the VM itself, the policy
+  const { answer, errors, setErrors, busy, ask } = useLiveQuestion<{ vm: string; host: string }, StartAnswer, Errors>({
+    path: '/api/v1/whatif/start',
+    errorsOf: (msg, err) => {
+      const d = err?.details as { vm?: unknown; host?: unknown } | null | undefined;
+      if (err?.field === 'body.vm' || d?.vm !== undefined) return { vm: msg };
+      if (err?.field === 'body.host' || d?.host !== undefined) return { host: msg };
+      return { form: msg };
+    },
+    follow: (q) => {
+      const on = fleet.vms.filter((v) => v.host === q.host || v.name === q.vm).map((v) => `${v.name}:${v.label ?? ''}:${v.running ? 1 : 0}:${v.host ?? ''}`);
+      return `${fleet.policy?.version ?? 0}|${fleet.hosts.find((h) => h.name === q.host)?.label ?? ''}|${on.join(',')}`;
+    },
+    followDeps: [fleet.vms, fleet.hosts, fleet.policy],
+  });
 
   function submit(e: FormEvent) {
     e.preventDefault();
@@ -69,22 +60,8 @@ export function StartQuestion() {
       document.getElementById(next.vm ? 'wi-start-vm' : 'wi-start-host')?.focus();
       return;
     }
-    void ask((pv as { vm: string }).vm, host);
+    void ask({ vm: (pv as { vm: string }).vm, host });
   }
-
-  // the answer follows the fleet: the VMs on that host (who runs, with which label), the VM itself, the policy
-  const key = useMemo(() => {
-    if (!answer) return '';
-    const on = fleet.vms.filter((v) => v.host === answer.host || v.name === answer.vm).map((v) => `${v.name}:${v.label ?? ''}:${v.running ? 1 : 0}:${v.host ?? ''}`);
-    return `${fleet.policy?.version ?? 0}|${fleet.hosts.find((h) => h.name === answer.host)?.label ?? ''}|${on.join(',')}`;
-  }, [answer, fleet.vms, fleet.hosts, fleet.policy]);
-  const lastKey = useRef('');
-  useEffect(() => {
-    if (!answer) { lastKey.current = ''; return; }
-    if (lastKey.current !== '' && lastKey.current !== key) void ask(answer.vm, answer.host, true);
-    lastKey.current = key;
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [key]);
 
   return (
     <section className="panel wi-question" aria-labelledby="wi-start-title">
@@ -106,7 +83,7 @@ export function StartQuestion() {
       </form>
       {errors.form && <p role="alert" className="error">{errors.form}</p>}
       <div aria-live="polite" className="wi-answer-slot">
-        {answer && <StartResult vm={answer.vm} host={answer.host} res={answer.res} />}
+        {answer && <StartResult vm={answer.q.vm} host={answer.q.host} res={answer.res} />}
       </div>
     </section>
   );
