@@ -17,45 +17,40 @@ const TRUST_WORDS: Record<string, string> = {
   unreachable: 'unreachable: dotted border, faded',
 };
 
-function TrustSample({ t }: { t: number }) {
+/** A small canvas, sharp on high-density screens, drawn once by `draw` (in CSS pixels, scaled by `dpr`). */
+function Sample({ width, draw, wide }: { width: number; draw: (ctx: CanvasRenderingContext2D, dpr: number) => void; wide?: boolean }) {
   const ref = useRef<HTMLCanvasElement>(null);
   useEffect(() => {
     const c = ref.current;
     const ctx = c?.getContext('2d');
     if (!c || !ctx) return;
     const dpr = window.devicePixelRatio || 1;
-    c.width = Math.round(18 * dpr);
+    c.width = Math.round(width * dpr);
     c.height = Math.round(18 * dpr);
-    drawTrustSample(ctx, t, 18, dpr);
-  }, [t]);
-  return <canvas ref={ref} className="map-sample" aria-hidden="true" />;
+    draw(ctx, dpr);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [width]);
+  return <canvas ref={ref} className={wide ? 'map-sample wide' : 'map-sample'} aria-hidden="true" />;
 }
 
-function LinkSample() {
-  const ref = useRef<HTMLCanvasElement>(null);
-  useEffect(() => {
-    const c = ref.current;
-    const ctx = c?.getContext('2d');
-    if (!c || !ctx) return;
-    const dpr = window.devicePixelRatio || 1;
-    c.width = Math.round(36 * dpr);
-    c.height = Math.round(18 * dpr);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.strokeStyle = '#c4001a';
-    ctx.fillStyle = '#c4001a';
-    ctx.lineWidth = 2.5;
-    ctx.beginPath();
-    ctx.moveTo(2, 9);
-    ctx.lineTo(26, 9);
-    ctx.stroke();
-    ctx.beginPath();
-    ctx.moveTo(34, 9);
-    ctx.lineTo(25, 4);
-    ctx.lineTo(25, 14);
-    ctx.closePath();
-    ctx.fill();
-  }, []);
-  return <canvas ref={ref} className="map-sample wide" aria-hidden="true" />;
+const TrustSample = ({ t }: { t: number }) => <Sample width={18} draw={(ctx, dpr) => drawTrustSample(ctx, t, 18, dpr)} />;
+
+/** The blocked-attempt arrow, as the map draws it. */
+function drawLinkSample(ctx: CanvasRenderingContext2D, dpr: number): void {
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.strokeStyle = '#c4001a';
+  ctx.fillStyle = '#c4001a';
+  ctx.lineWidth = 2.5;
+  ctx.beginPath();
+  ctx.moveTo(2, 9);
+  ctx.lineTo(26, 9);
+  ctx.stroke();
+  ctx.beginPath();
+  ctx.moveTo(34, 9);
+  ctx.lineTo(25, 4);
+  ctx.lineTo(25, 14);
+  ctx.closePath();
+  ctx.fill();
 }
 
 export function Legend({ p, doc }: { p: Prepared; doc: PolicyDoc | null }) {
@@ -108,7 +103,7 @@ export function Legend({ p, doc }: { p: Prepared; doc: PolicyDoc | null }) {
       </ul>
       <h3>Blocked attempts</h3>
       <ul className="map-keys">
-        <li><LinkSample /><span>from → to, with the packets dropped</span></li>
+        <li><Sample width={36} wide draw={drawLinkSample} /><span>from → to, with the packets dropped</span></li>
       </ul>
     </section>
   );
