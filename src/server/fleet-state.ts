@@ -80,6 +80,9 @@ export class BoundedMap<V> {
     const weight = this.weigh(value);
     this.map.set(k, { value, weight });
     this.total += weight;
+    // Only when over budget: iterating a Map that keeps deleting and re-adding entries first walks over the holes
+    // its deletions left (until it rehashes), which made every set cost O(size).
+    if (this.total <= this.budget) return;
     for (const [key, e] of this.map) {
       if (this.total <= this.budget || key === k) break;
       this.map.delete(key);

@@ -117,6 +117,21 @@ describe('processEvidence without a vTPM', () => {
     assert.equal(processEvidence(first.newState, { entries: [line(violation)] }, { ...ctx, violations: 'accept' }).verdict.ok, true);
   });
 
+  test('the appraiser an enrollment keeps for its VM appraises the next increment in the later mode, as a cold one would', () => {
+    const violation: ImaEntry = { ...imaNgEntry('/var/log/y', new Uint8Array(32)), templateHash: new Uint8Array(20) };
+    const next = { entries: [line(violation), line(file('/usr/bin/a', 'a v2'))] };
+    for (const violations of ['fail', 'accept'] as const) {
+      const key = `enrolled-${violations}`;
+      const first = processEvidence(null, { entries: [...FIRST, violation].map(line) }, { ...ctx, key, violations });
+      assert.equal(first.verdict.ok, true); // the first measurement accepts its violation
+      const kept = processEvidence(first.newState, next, { ...ctx, key, violations });
+      const cold = processEvidence(JSON.parse(JSON.stringify(first.newState)), next, { ...ctx, key: `${key}-cold`, violations });
+      assert.deepEqual(kept, cold);
+      const paths = kept.verdict.failures.map((f) => f.path);
+      assert.deepEqual(paths, violations === 'fail' ? ['/var/log/y', '/usr/bin/a'] : ['/usr/bin/a']);
+    }
+  });
+
   test('enrollment excludes: paths not appraised later', () => {
     const st = processEvidence(null, { entries: FIRST.map(line) }, { ...ctx, excludes: ['/tmp/'] }).newState;
     assert.equal(processEvidence(st, { entries: [line(file('/tmp/scratch', 'anything'))] }, ctx).verdict.ok, true);

@@ -334,7 +334,7 @@ const CACHE_MAX_PATHS = 500_000;
 const fingerprints = new Map<string, CachedFingerprint>();
 let cachedPaths = 0;
 
-function cachedFingerprint(text: string): CachedFingerprint {
+function cachedFingerprint(text: string, enrolled?: RuntimePolicy): CachedFingerprint {
   let c = fingerprints.get(text);
   if (c !== undefined) {
     fingerprints.delete(text); // most recent last
@@ -342,14 +342,18 @@ function cachedFingerprint(text: string): CachedFingerprint {
     return c;
   }
   let policy: RuntimePolicy;
-  try {
-    policy = readRuntimePolicy(text);
-  } catch (e) {
-    badState(`the fingerprint does not read: ${(e as Error).message}`);
+  if (enrolled !== undefined) policy = enrolled; // just written from it: no need to read it back
+  else {
+    try {
+      policy = readRuntimePolicy(text);
+    } catch (e) {
+      badState(`the fingerprint does not read: ${(e as Error).message}`);
+    }
   }
   c = { policy, paths: policy.digests.size + policy.keyrings.size + policy.imaBuf.size + 1 };
   fingerprints.set(text, c);
   cachedPaths += c.paths;
+  if (cachedPaths <= CACHE_MAX_PATHS) return c;
   for (const [k, old] of fingerprints) {
     if (cachedPaths <= CACHE_MAX_PATHS || old === c) break;
     fingerprints.delete(k);
@@ -432,6 +436,8 @@ function keepAppraiser(text: string, appraiser: Appraiser, saved: AppraiserState
   }
   liveByKey.set(key, { text, live, paths: c.paths });
   livePaths += c.paths;
+  // only when over budget (see BoundedMap in server/fleet-state.ts: iterating walks the holes deletions left)
+  if (livePaths <= LIVE_MAX_PATHS) return;
   for (const [k, e] of liveByKey) {
     if (livePaths <= LIVE_MAX_PATHS || k === key) break;
     liveByKey.delete(k);
@@ -599,11 +605,13 @@ export function processEvidence(stateIn: unknown, inc: EvidenceIncrement, ctx: E
   let enrolledAt = st.enrolledAt;
   let enrolled = false;
   let appraiser: Appraiser | null = null;
+  let enrolledPolicy: RuntimePolicy | null = null;
   const violations = ctx.violations ?? 'fail';
   if (fingerprint === null && appraisedEntries.length > 0) {
     enrolledAt = isoTime(ctx.now);
     const policy = enrollFingerprint(appraisedEntries, { timestamp: enrolledAt, excludes: ctx.excludes });
     fingerprint = writeRuntimePolicy(policy);
+    enrolledPolicy = policy;
     enrolled = true;
     // violations of the first measurement are accepted with it (the fingerprint leaves them out)
     appraiser = restoreAppraiser(policy, st.appraiser, 'accept');
@@ -612,7 +620,17 @@ export function processEvidence(stateIn: unknown, inc: EvidenceIncrement, ctx: E
   }
   const v = appraiser?.appraise(appraisedEntries) ?? { ok: true, counts: zeroCounts(), failures: [] };
   const saved = appraiser?.saveState() ?? { ...st.appraiser, next: replay.next };
-  if (appraiser !== null && !enrolled && fingerprint !== null) keepAppraiser(fingerprint, appraiser, saved, violations, ctx.key);
+  if (appraiser !== null && fingerprint !== null) {
+    if (!enrolled) keepAppraiser(fingerprint, appraiser, saved, violations, ctx.key);
+    else if (ctx.key !== undefined) {
+      // The VM's next increment goes on from here: its fingerprint cached as the policy just enrolled and an
+      // appraiser kept in the mode later increments use, so that increment does not read and compile it again
+      // (a fleet enrolled together would otherwise pay that for every VM at once, at its second increment).
+      const policy = cachedFingerprint(fingerprint, enrolledPolicy as RuntimePolicy).policy;
+      const next = violations === 'accept' ? appraiser : restoreAppraiser(policy, saved, violations);
+      keepAppraiser(fingerprint, next, saved, violations, ctx.key);
+    }
+  }
   const newState: IntegrityState = {
     ...st,
     replay,
