@@ -62,6 +62,8 @@ const INGEST_SOCKETS = 256;
 const VERDICTS = 500;
 const API_VERDICTS = 50;
 const P99_TARGET_MS = 50;
+/** HUEGUARD_BENCH_QUICK=1 (while tuning): the full batched ingestion step only, no step-down and no per-VM load */
+const QUICK = process.env.HUEGUARD_BENCH_QUICK === '1';
 
 const POLICY = `policy: bench
 version: "1"
@@ -174,6 +176,7 @@ async function open(m) {
   const units = m.units; // { path, token, vms: [{ name, from }], busy }
   const n = units.length;
   const lat = [];
+  const dueAt = []; // each latency's scheduled time, ms after the step's start (the timeline per second)
   let sent = 0, done = 0, errors = 0, refused = 0, increments = 0, skipped = 0, shed = 0, firstError = null, seq = 0;
   const t0 = performance.now() + 20;
   const end = t0 + m.durationMs;
@@ -197,6 +200,7 @@ async function open(m) {
     sent++;
     const p = send(agent, m.url, 'POST', u.path, { authorization: 'Bearer ' + u.token }, body).then((r) => {
       lat.push(performance.now() - due);
+      dueAt.push(due - t0);
       done++;
       u.busy = false;
       const expected = (d) => (d && typeof d.expected === 'number' ? d.expected : undefined);
@@ -251,7 +255,7 @@ async function open(m) {
   while (inflight.size > 0) await Promise.all([...inflight]);
   const unfinished = sent - done;
   agent.destroy();
-  return { offered: k, sent, done, errors, refused, increments, skipped, shed, unfinished, firstError, elapsedMs: m.durationMs, drainMs: performance.now() - drainStart, lat, from: units.map((u) => u.vms.map((v) => v.from)) };
+  return { offered: k, sent, done, errors, refused, increments, skipped, shed, unfinished, firstError, elapsedMs: m.durationMs, drainMs: performance.now() - drainStart, lat, dueAt, from: units.map((u) => u.vms.map((v) => v.from)) };
 }
 
 parentPort.on('message', async (m) => {
@@ -287,7 +291,7 @@ interface ClosedResult { count: number; errors: number; firstError: string | nul
 interface BatchResult extends ClosedResult { statuses: number[] }
 interface OpenResult {
   offered: number; sent: number; done: number; errors: number; refused: number; increments: number; skipped: number; shed: number; unfinished: number;
-  firstError: string | null; elapsedMs: number; drainMs: number; lat: number[]; from: number[][];
+  firstError: string | null; elapsedMs: number; drainMs: number; lat: number[]; dueAt: number[]; from: number[][];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -429,7 +433,7 @@ async function decideOverHttp(load: Load, url: string, viewer: string) {
 const profiled = new Set<string>();
 
 /** A CPU profile of this thread; `stop` prints the functions with the most self time. */
-async function startProfile(): Promise<{ stop: () => Promise<void> }> {
+async function startProfile(name: string): Promise<{ stop: () => Promise<void> }> {
   const { Session } = await import('node:inspector/promises');
   const s = new Session();
   s.connect();
@@ -440,7 +444,9 @@ async function startProfile(): Promise<{ stop: () => Promise<void> }> {
     async stop() {
       const { profile } = (await s.post('Profiler.stop')) as unknown as { profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] } };
       s.disconnect();
-      if (process.env.HUEGUARD_BENCH_PROFILE_OUT) (await import('node:fs')).writeFileSync(process.env.HUEGUARD_BENCH_PROFILE_OUT, JSON.stringify(profile));
+      // one file per profiled step: OUT with the step's name before the extension (x.cpuprofile → x-host.cpuprofile)
+      const out = process.env.HUEGUARD_BENCH_PROFILE_OUT;
+      if (out) (await import('node:fs')).writeFileSync(out.replace(/(\.cpuprofile)?$/, `-${name}$1`), JSON.stringify(profile));
       const byId = new Map(profile.nodes.map((n) => [n.id, n]));
       const self = new Map<string, number>();
       profile.samples.forEach((id, i) => {
@@ -546,7 +552,7 @@ async function main(): Promise<void> {
       const loadBefore = os.loadavg()[0];
       const elu0 = performance.eventLoopUtilization();
       // HUEGUARD_BENCH_PROFILE=1: where the server thread spends the first full-load step (self time, top 25)
-      const prof = process.env.HUEGUARD_BENCH_PROFILE === '1' && hosts === HOSTS && !profiled.has(mode) ? await startProfile() : null;
+      const prof = process.env.HUEGUARD_BENCH_PROFILE === '1' && hosts === HOSTS && !profiled.has(mode) ? await startProfile(mode) : null;
       const r = await load.run<OpenResult>({ kind: 'open', batch, url, units, pool: POOL, periodMs: PERIOD_MS, durationMs, sockets: INGEST_SOCKETS });
       if (prof) {
         profiled.add(mode);
@@ -558,13 +564,17 @@ async function main(): Promise<void> {
       const groups = ctx.ingest.groups - groups0;
       await new Promise((resolve) => setTimeout(resolve, 500)); // let the server settle between steps
       const sorted = sortNum(r.lat);
+      // p99 of the requests due in each second of the step: a slow start, a periodic stall or a steady backlog
+      const bySecond: number[][] = Array.from({ length: Math.ceil(durationMs / 1000) }, () => []);
+      r.dueAt.forEach((t, i) => bySecond[Math.min(bySecond.length - 1, Math.floor(t / 1000))].push(r.lat[i]));
+      const p99BySecondMs = bySecond.map((l) => quantile(sortNum(l), 0.99));
       const offeredRps = ((batch ? hosts : hosts * PER_HOST) * 1000) / PERIOD_MS;
       const offeredIps = (hosts * PER_HOST * 1000) / PERIOD_MS;
       const out = {
         mode, hosts, vms: hosts * PER_HOST, offeredRps, offeredIncrementsPerS: offeredIps, durationS: durationMs / 1000,
         achievedRps: r.done / (durationMs / 1000), achievedIncrementsPerS: r.increments / (durationMs / 1000), completed: r.done,
         errors: r.errors, refused: r.refused, skipped: r.skipped, shed: r.shed, unfinished: r.unfinished,
-        p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), maxMs: sorted[sorted.length - 1] ?? NaN,
+        p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), maxMs: sorted[sorted.length - 1] ?? NaN, p99BySecondMs,
         drainMs: r.drainMs, transactions: groups, incrementsPerTransaction: groups > 0 ? r.increments / groups : NaN,
         serverBusy: elu.utilization, serverBusyUsPerIncrement: r.increments > 0 ? (elu.active * 1000) / r.increments : NaN,
         load1: [loadBefore, os.loadavg()[0]],
@@ -573,13 +583,14 @@ async function main(): Promise<void> {
         out.completed >= 0.98 * (offeredRps * durationMs / 1000) && out.p99Ms < P99_TARGET_MS;
       const unit = batch ? 'host req' : 'VM req';
       console.log(`${batch ? 'batched' : 'per-VM '} ${String(hosts).padStart(4)} hosts, offered ${fmt(offeredRps).padStart(5)} ${unit}/s (${fmt(offeredIps)} increments/s) for ${durationMs / 1000} s: achieved ${fmt(out.achievedRps).padStart(5)}/s (${fmt(out.achievedIncrementsPerS)} increments/s), p50 ${f1(out.p50Ms)} ms, p99 ${f1(out.p99Ms)} ms, max ${f1(out.maxMs)} ms, errors ${out.errors}, refused ${out.refused}, skipped ${out.skipped}, shed ${out.shed}; ${fmt(groups)} transactions (${f1(out.incrementsPerTransaction)} increments each); server thread busy ${Math.round(out.serverBusy * 100)}% (${Math.round(out.serverBusyUsPerIncrement)} µs/increment); load ${f2(loadBefore)} → ${f2(os.loadavg()[0])}${r.firstError ? ` (first error: ${r.firstError})` : ''} → ${sustained ? 'sustained' : 'not sustained'}   [t=${since(tStart)} s]`);
+      console.log(`        p99 by second of the step (ms): ${p99BySecondMs.map((x) => Math.round(x)).join(' ')}`);
       return { ...out, sustained };
     };
     const search = async (mode: 'host' | 'vm') => {
       const full = await step(mode, HOSTS, INGEST_MS);
       const steps = [full];
       let best = full.sustained ? full : null;
-      if (!full.sustained) {
+      if (!full.sustained && !QUICK) {
         for (const hosts of [750, 500, 250, 100, 50, 25]) {
           const st = await step(mode, hosts, STEP_MS);
           steps.push(st);
@@ -595,7 +606,7 @@ async function main(): Promise<void> {
       return { full, steps, best };
     };
     const batched = await search('host');
-    const perVm = await search('vm');
+    const perVm = QUICK ? null : await search('vm');
     const full = batched.full;
 
     // ---- 3b. through the API: bad evidence → the host's long poll answers
@@ -637,7 +648,8 @@ async function main(): Promise<void> {
     console.log(loadLine('at end'));
     console.log(`INFO  decisions over HTTP: hueguard ${fmt(decide.hueguard.rps)} req/s, p99 ${f2(decide.hueguard.p99Ms)} ms; baseline bare node:http ${fmt(decide.bare.rps)} req/s, p99 ${f2(decide.bare.p99Ms)} ms; ratio ${f2(decide.ratio)}`);
     console.log(`${verdict(full.sustained)}  evidence ingestion, ${HOSTS} hosts × ${PER_HOST} VMs every 2 s, one request per host (${fmt(full.offeredRps)} req/s, ${fmt(full.offeredIncrementsPerS)} increments/s offered) sustained with p99 < ${P99_TARGET_MS} ms: achieved ${fmt(full.achievedRps)} req/s (${fmt(full.achievedIncrementsPerS)} increments/s), p99 ${f1(full.p99Ms)} ms, errors ${full.errors}, skipped ${full.skipped}${full.sustained ? '' : `; highest sustained step: ${batched.best === null ? 'none' : `${fmt(batched.best.offeredIncrementsPerS)} increments/s (p99 ${f1(batched.best.p99Ms)} ms)`}`}`);
-    console.log(`INFO  the same load as one request per VM increment (${fmt(perVm.full.offeredRps)} req/s): achieved ${fmt(perVm.full.achievedRps)} req/s, p99 ${f1(perVm.full.p99Ms)} ms; highest step sustained with p99 < ${P99_TARGET_MS} ms: ${perVm.best === null ? 'none' : `${fmt(perVm.best.offeredIncrementsPerS)} increments/s`}; bare SQLite commit ceiling here ${fmt(ceiling.commitsPerS)}/s`);
+    if (perVm === null) console.log('INFO  HUEGUARD_BENCH_QUICK=1: the full batched step only (no step-down, no per-VM load)');
+    else console.log(`INFO  the same load as one request per VM increment (${fmt(perVm.full.offeredRps)} req/s): achieved ${fmt(perVm.full.achievedRps)} req/s, p99 ${f1(perVm.full.p99Ms)} ms; highest step sustained with p99 < ${P99_TARGET_MS} ms: ${perVm.best === null ? 'none' : `${fmt(perVm.best.offeredIncrementsPerS)} increments/s`}; bare SQLite commit ceiling here ${fmt(ceiling.commitsPerS)}/s`);
     console.log(`${verdict(inProcess.p99Ms < 10)}  untrusted verdict → new plan in process < 10 ms: median ${f2(inProcess.medianMs)} ms, p99 ${f2(inProcess.p99Ms)} ms`);
     console.log(`${verdict(viaApi.medianMs < 10)}  untrusted verdict → long poll answer through the API (median; the in-process target, applied to the HTTP path for reference): median ${f2(viaApi.medianMs)} ms, p99 ${f2(viaApi.p99Ms)} ms`);
     console.log(JSON.stringify({
@@ -645,7 +657,7 @@ async function main(): Promise<void> {
       ingestion: {
         sqliteCommitCeilingPerS: ceiling.commitsPerS, enrollment,
         batched: { full: batched.full, steps: batched.steps, highestSustainedIncrementsPerS: batched.best?.offeredIncrementsPerS ?? null },
-        perVm: { full: perVm.full, steps: perVm.steps, highestSustainedIncrementsPerS: perVm.best?.offeredIncrementsPerS ?? null },
+        perVm: perVm === null ? null : { full: perVm.full, steps: perVm.steps, highestSustainedIncrementsPerS: perVm.best?.offeredIncrementsPerS ?? null },
         pass: full.sustained,
       },
       verdictToPlan: { inProcess: { ...inProcess, pass: inProcess.p99Ms < 10 }, viaApi: { ...viaApi, pass: viaApi.medianMs < 10 } },
