@@ -369,12 +369,21 @@ export function fingerprintOf(state: IntegrityState): RuntimePolicy | null {
 
 /** Whether two saved appraiser states are the same (field by field: a store may reorder a JSON object's keys). */
 function sameAppraiserState(a: AppraiserState, b: AppraiserState): boolean {
+  if (a === b) return true; // the state this verifier returned, held by the caller as it was (it is frozen)
   if (a.version !== b.version || a.next !== b.next || !isObj(b.counts) || !Array.isArray(b.learnt) || a.learnt.length !== b.learnt.length) return false;
   for (const k of Object.keys(a.counts) as (keyof StatusCounts)[]) if (a.counts[k] !== b.counts[k]) return false;
   return a.learnt.every((k, i) => {
     const o = b.learnt[i];
     return isObj(o) && k.keyring === o.keyring && k.spki === o.spki && k.keyid === o.keyid;
   });
+}
+
+/** A saved appraiser state frozen: the live appraiser kept with it can be matched by identity, and no caller can change it. */
+function frozenState(a: AppraiserState): AppraiserState {
+  Object.freeze(a.counts);
+  for (const k of a.learnt) Object.freeze(k);
+  Object.freeze(a.learnt);
+  return Object.freeze(a);
 }
 
 /**
@@ -391,24 +400,27 @@ const LIVE_MAX_PATHS = 1_000_000;
 const liveByKey = new Map<string, { text: string; live: Live; paths: number }>();
 let livePaths = 0;
 
-/** An Appraiser for `text` in the stored `state`: the cached live one when it is in exactly that state. */
-function appraiserFor(text: string, state: AppraiserState, violations: 'fail' | 'accept', key?: string): Appraiser {
+/**
+ * An Appraiser for `text` in the stored `state` — the live one kept for `key` (or for the text) when it is in
+ * exactly that state, else one compiled from the cached fingerprint — and the paths its fingerprint holds.
+ */
+function appraiserFor(text: string, state: AppraiserState, violations: 'fail' | 'accept', key?: string): { appraiser: Appraiser; paths: number } {
   if (key !== undefined) {
-    const c = cachedFingerprint(text);
     const e = liveByKey.get(key);
     if (e !== undefined) {
       // taken: whatever happens next, it is not reused unless kept again
       liveByKey.delete(key);
       livePaths -= e.paths;
-      if (e.text === text && e.live.violations === violations && sameAppraiserState(e.live.state, state)) return e.live.appraiser;
+      if (e.text === text && e.live.violations === violations && sameAppraiserState(e.live.state, state)) return { appraiser: e.live.appraiser, paths: e.paths };
     }
-    return restoreAppraiser(c.policy, state, violations);
+    const c = cachedFingerprint(text);
+    return { appraiser: restoreAppraiser(c.policy, state, violations), paths: c.paths };
   }
   const c = cachedFingerprint(text);
   const live = c.live;
   c.live = undefined; // taken: whatever happens next, it is not reused unless kept again
-  if (live !== undefined && live.violations === violations && sameAppraiserState(live.state, state)) return live.appraiser;
-  return restoreAppraiser(c.policy, state, violations);
+  if (live !== undefined && live.violations === violations && sameAppraiserState(live.state, state)) return { appraiser: live.appraiser, paths: c.paths };
+  return { appraiser: restoreAppraiser(c.policy, state, violations), paths: c.paths };
 }
 
 function restoreAppraiser(policy: RuntimePolicy, state: AppraiserState, violations: 'fail' | 'accept'): Appraiser {
@@ -420,13 +432,12 @@ function restoreAppraiser(policy: RuntimePolicy, state: AppraiserState, violatio
   }
 }
 
-function keepAppraiser(text: string, appraiser: Appraiser, saved: AppraiserState, violations: 'fail' | 'accept', key?: string): void {
-  const c = fingerprints.get(text);
-  if (c === undefined) return;
-  // a copy: the caller owns the state it is given and may change it
-  const live = { appraiser, violations, state: copyAppraiserState(saved) };
+/** Keep `appraiser`, now in the (frozen) state `saved`, for the next increment of `key` (or of the text). */
+function keepAppraiser(text: string, appraiser: Appraiser, saved: AppraiserState, violations: 'fail' | 'accept', paths: number, key?: string): void {
+  const live = { appraiser, violations, state: saved };
   if (key === undefined) {
-    c.live = live;
+    const c = fingerprints.get(text);
+    if (c !== undefined) c.live = live;
     return;
   }
   const old = liveByKey.get(key);
@@ -434,8 +445,8 @@ function keepAppraiser(text: string, appraiser: Appraiser, saved: AppraiserState
     liveByKey.delete(key);
     livePaths -= old.paths;
   }
-  liveByKey.set(key, { text, live, paths: c.paths });
-  livePaths += c.paths;
+  liveByKey.set(key, { text, live, paths });
+  livePaths += paths;
   // only when over budget (see BoundedMap in server/fleet-state.ts: iterating walks the holes deletions left)
   if (livePaths <= LIVE_MAX_PATHS) return;
   for (const [k, e] of liveByKey) {
@@ -443,11 +454,6 @@ function keepAppraiser(text: string, appraiser: Appraiser, saved: AppraiserState
     liveByKey.delete(k);
     livePaths -= e.paths;
   }
-}
-
-/** A copy of an appraiser's saved state (plain fields: cheaper than structuredClone on this path). */
-function copyAppraiserState(a: AppraiserState): AppraiserState {
-  return { version: a.version, next: a.next, counts: { ...a.counts }, learnt: a.learnt.map((k) => ({ ...k })) };
 }
 
 // ---- the quote -----------------------------------------------------------------------------------------------------
@@ -605,6 +611,7 @@ export function processEvidence(stateIn: unknown, inc: EvidenceIncrement, ctx: E
   let enrolledAt = st.enrolledAt;
   let enrolled = false;
   let appraiser: Appraiser | null = null;
+  let paths = 0;
   let enrolledPolicy: RuntimePolicy | null = null;
   const violations = ctx.violations ?? 'fail';
   if (fingerprint === null && appraisedEntries.length > 0) {
@@ -616,30 +623,24 @@ export function processEvidence(stateIn: unknown, inc: EvidenceIncrement, ctx: E
     // violations of the first measurement are accepted with it (the fingerprint leaves them out)
     appraiser = restoreAppraiser(policy, st.appraiser, 'accept');
   } else if (fingerprint !== null) {
-    appraiser = appraiserFor(fingerprint, st.appraiser, violations, ctx.key);
+    ({ appraiser, paths } = appraiserFor(fingerprint, st.appraiser, violations, ctx.key));
   }
   const v = appraiser?.appraise(appraisedEntries) ?? { ok: true, counts: zeroCounts(), failures: [] };
-  const saved = appraiser?.saveState() ?? { ...st.appraiser, next: replay.next };
+  const saved = frozenState(appraiser?.saveState() ?? { version: 1, next: replay.next, counts: { ...st.appraiser.counts }, learnt: st.appraiser.learnt.map((k) => ({ ...k })) });
   if (appraiser !== null && fingerprint !== null) {
-    if (!enrolled) keepAppraiser(fingerprint, appraiser, saved, violations, ctx.key);
+    if (!enrolled) keepAppraiser(fingerprint, appraiser, saved, violations, paths, ctx.key);
     else if (ctx.key !== undefined) {
       // The VM's next increment goes on from here: its fingerprint cached as the policy just enrolled and an
       // appraiser kept in the mode later increments use, so that increment does not read and compile it again
       // (a fleet enrolled together would otherwise pay that for every VM at once, at its second increment).
-      const policy = cachedFingerprint(fingerprint, enrolledPolicy as RuntimePolicy).policy;
-      const next = violations === 'accept' ? appraiser : restoreAppraiser(policy, saved, violations);
-      keepAppraiser(fingerprint, next, saved, violations, ctx.key);
+      const c = cachedFingerprint(fingerprint, enrolledPolicy as RuntimePolicy);
+      const next = violations === 'accept' ? appraiser : restoreAppraiser(c.policy, saved, violations);
+      keepAppraiser(fingerprint, next, saved, violations, c.paths, ctx.key);
     }
   }
-  const newState: IntegrityState = {
-    ...st,
-    replay,
-    appraiser: saved,
-    fingerprint,
-    enrolledAt,
-    clock,
-    waiting,
-  };
+  // built field by field (not spread from the state read): this path runs for every increment
+  const newState: IntegrityState = { version: 1, replay, appraiser: saved, fingerprint, enrolledAt, clock, waiting };
+  if (st.readmitted !== undefined) newState.readmitted = st.readmitted;
   if (newState.appraiser.next !== newState.replay.next) badState('the appraiser and the replay went apart');
   const failures = v.failures.map(toFailure);
   const ok = v.ok;
