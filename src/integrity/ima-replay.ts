@@ -72,12 +72,13 @@ function badState(message: string): IntegrityError {
   return new IntegrityError(IntegrityErrorCode.imaBadReplayState, message, { field: 'snapshot' });
 }
 
-function fromHex(hex: unknown, bank: Bank): Uint8Array {
+/** A bank's value in hex, checked, written into `into` (no intermediate buffer: a replay is resumed per increment). */
+function fromHex(hex: unknown, bank: Bank, into: Uint8Array): void {
   const size = BANK_SIZE[bank];
   if (typeof hex !== 'string' || hex.length !== size * 2 || !/^[0-9a-fA-F]*$/.test(hex)) {
     throw badState(`pcr.${bank} must be ${size * 2} hex digits`);
   }
-  return Buffer.from(hex, 'hex');
+  Buffer.from(into.buffer, into.byteOffset, size).write(hex, 'hex');
 }
 
 /**
@@ -96,6 +97,9 @@ export class PcrReplay {
   private readonly s1 = new Uint8Array(40);
   private readonly s256 = new Uint8Array(64);
   private n = 0;
+  /** the hex a bank that is not replayed was resumed from (its snapshot, unchanged) */
+  private hex1: string | undefined;
+  private hex256: string | undefined;
 
   /** A fresh replay (all-zero PCR, entry 0), or one resumed from a snapshot. */
   constructor(from?: ReplaySnapshot, opts: ReplayOptions = {}) {
@@ -113,8 +117,11 @@ export class PcrReplay {
       if (typeof from !== 'object' || from === null || typeof from.pcr !== 'object' || from.pcr === null) throw badState('not a replay snapshot');
       if (!Number.isSafeInteger(from.next) || from.next < 0) throw badState('next must be a non-negative integer');
       this.n = from.next;
-      this.s1.set(fromHex(from.pcr.sha1, 'sha1'));
-      this.s256.set(fromHex(from.pcr.sha256, 'sha256'));
+      fromHex(from.pcr.sha1, 'sha1', this.s1);
+      fromHex(from.pcr.sha256, 'sha256', this.s256);
+      // a bank not replayed keeps its value: its snapshot is the text it came as
+      if (!this.do1) this.hex1 = from.pcr.sha1.toLowerCase();
+      if (!this.do256) this.hex256 = from.pcr.sha256.toLowerCase();
     }
   }
 
@@ -142,7 +149,8 @@ export class PcrReplay {
   }
 
   snapshot(): ReplaySnapshot {
-    return { next: this.n, pcr: { sha1: Buffer.from(this.s1.subarray(0, 20)).toString('hex'), sha256: Buffer.from(this.s256.subarray(0, 32)).toString('hex') } };
+    const hex = (s: Uint8Array, n: number) => Buffer.from(s.buffer, s.byteOffset, n).toString('hex');
+    return { next: this.n, pcr: { sha1: this.hex1 ?? hex(this.s1, 20), sha256: this.hex256 ?? hex(this.s256, 32) } };
   }
 
   clone(): PcrReplay {
@@ -150,6 +158,8 @@ export class PcrReplay {
     c.n = this.n;
     c.s1.set(this.s1);
     c.s256.set(this.s256);
+    c.hex1 = this.hex1;
+    c.hex256 = this.hex256;
     return c;
   }
 
