@@ -67,7 +67,10 @@ export class ChunkedMap<V> implements ReadonlyMap<string, V> {
       const i = hash(key) & (n - 1);
       if (!copied.has(i)) {
         copied.add(i);
-        buckets[i] = new Map(buckets[i]);
+        // forEach, not `new Map(old)`: the iterator would allocate an [key, value] pair per entry
+        const copy = new Map<string, V>();
+        buckets[i].forEach((v, k) => copy.set(k, v));
+        buckets[i] = copy;
       }
       return buckets[i] as Map<string, V>;
     };
