@@ -235,6 +235,38 @@ describe('group commit', () => {
     }
   });
 
+  test('commit delay: requests that come within it of the last group share the next one; one after a quiet spell is not held', async () => {
+    for (const commitDelayMs of [0, 400]) {
+      const s = await startServer({ rateLimit: false, tickMs: false, ingest: { commitDelayMs } });
+      try {
+        await s.publish(LAB);
+        const vms = Array.from({ length: 3 }, (_, i) => ({ name: `d${i}`, label: 'blue', running: true }));
+        assert.equal((await s.call('PUT', `/api/v1/hosts/${AGENT_HOST}/vms`, { token: s.tokens.agent, body: { vms } })).status, 200);
+        const send = (vm: string) => s.call('POST', `/api/v1/vms/${vm}/evidence`, { token: s.tokens.agent, body: { entries: FIRST, from: 0 } });
+        const settle = () => new Promise((r) => setTimeout(r, commitDelayMs + 100));
+        await settle();
+        // a first request after a quiet spell is answered without waiting for the delay
+        const t = performance.now();
+        assert.equal((await send('d0')).status, 200);
+        const quiet = performance.now() - t;
+        // two more right after it, 30 ms apart: with the delay they are one group, without it two
+        const groups0 = s.ctx.ingest.groups;
+        const first = send('d1');
+        await new Promise((r) => setTimeout(r, 30));
+        const second = send('d2');
+        for (const a of await Promise.all([first, second])) assert.equal(a.status, 200, a.text);
+        const groups = s.ctx.ingest.groups - groups0;
+        if (commitDelayMs === 0) assert.equal(groups, 2);
+        else {
+          assert.equal(groups, 1, 'both requests in the group after the delay');
+          assert.ok(quiet < commitDelayMs / 2, `the first request after a quiet spell took ${quiet.toFixed(0)} ms`);
+        }
+      } finally {
+        await s.close();
+      }
+    }
+  });
+
   test('a store error fails every request of the group and stores nothing of it; sent again, they are taken', async () => {
     const s = await startServer({ rateLimit: false, tickMs: false });
     try {

@@ -9,6 +9,12 @@
  * answered increment is durable (SQLite: WAL, synchronous=FULL; PostgreSQL: committed), and a failed commit fails
  * every job of the group (nothing of it is stored; the agents send again).
  *
+ * Commit delay (PostgreSQL's `commit_delay`, for the same reason): a group starts no sooner than `commitDelayMs`
+ * (10 ms) after the one before it started. When evidence comes steadily, the requests that arrive in that time share
+ * one transaction: a commit, its WAL pages and its sync cost about as much for five requests as for one, and at
+ * 5,000 increments/s the server thread spent about a quarter less per increment with the delay than without
+ * (groups of ~50 increments instead of ~12). A request that arrives when no group ran for that long is not delayed.
+ *
  * Inside the group, jobs are taken in arrival order and their VMs in body order, each from the state the one
  * before left (the same VM may come twice: two requests in flight). Verdicts go to the trust engine together
  * (`applyVerdicts`): one new plan per host the group changed, not one per verdict.
@@ -67,6 +73,11 @@ export interface JobOutcome {
 export interface IngestOptions {
   /** most increments in one transaction (default 2,000) */
   maxVms?: number;
+  /**
+   * a group starts no sooner than this after the one before it started (default 10 ms; 0: at once), so that under
+   * load the requests that arrive meanwhile share its transaction (see the module comment)
+   */
+  commitDelayMs?: number;
 }
 
 interface Pending {
@@ -74,6 +85,9 @@ interface Pending {
   resolve: (o: JobOutcome) => void;
   reject: (e: unknown) => void;
 }
+
+/** See IngestOptions.commitDelayMs and the module comment (bench:controller measured 0, 5, 10 and 20 ms). */
+const DEFAULT_COMMIT_DELAY_MS = 10;
 
 /** The trust of a VM the store has no record of yet. */
 export const noRecord = (vm: string): TrustRecordV1 => ({ vm, state: 'unverified', since: null, reason: 'no evidence yet', lastEvidence: null });
@@ -198,6 +212,9 @@ export class EvidenceIngest {
   private queue: Pending[] = [];
   private running = false;
   private readonly maxVms: number;
+  private readonly commitDelayMs: number;
+  /** when the last group started (performance.now()) */
+  private lastStart = -Infinity;
   /** groups stored (tests, the bench) */
   groups = 0;
 
@@ -206,6 +223,7 @@ export class EvidenceIngest {
     opts: IngestOptions = {},
   ) {
     this.maxVms = Math.max(1, opts.maxVms ?? 2000);
+    this.commitDelayMs = Math.max(0, opts.commitDelayMs ?? DEFAULT_COMMIT_DELAY_MS);
   }
 
   /** Appraise and store a job with the others waiting; settles after the commit that holds it. */
@@ -226,6 +244,9 @@ export class EvidenceIngest {
         // queued first: else the next group would start with the one or two read so far, and every request would
         // pay a commit of its own.
         await new Promise((resolve) => setImmediate(resolve));
+        const wait = this.lastStart + this.commitDelayMs - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        this.lastStart = performance.now();
         const group: Pending[] = [];
         let vms = 0;
         while (this.queue.length > 0 && (group.length === 0 || vms + this.queue[0].job.items.length <= this.maxVms)) {
