@@ -622,6 +622,29 @@ export function runStoreConformance<F extends StoreFixture>(name: string, backen
           assert.equal((await again.trust('vm-2'))?.lastEvidence, at(3));
           assert.equal((await again.trust('vm-3'))?.lastEvidence, null);
         }));
+
+      it('migration 5 moves the fingerprints kept in the integrity rows to a table of their own', () =>
+        withStore(async (s, fx) => {
+          await s.putIntegrities([
+            { vm: 'vm-1', state: { n: 1 }, evidence: { at: at(5), entries: 3, ok: true, failures: [] } },
+            { vm: 'vm-2', state: { n: 2 } },
+          ]);
+          await s.close();
+          // as a database written before migration 5 holds it: the fingerprint a column of the integrity row
+          await fx.rawExec('DROP TABLE fingerprints');
+          await fx.rawExec('ALTER TABLE integrity ADD COLUMN fingerprint TEXT');
+          await fx.rawExec(`UPDATE integrity SET fingerprint = ${lit('{"digests": {"/bin/sh": ["aa"]}}')} WHERE vm = ${lit('vm-1')}`);
+          await fx.rawExec('DELETE FROM schema_migrations WHERE version = 5');
+          const again = await fx.open();
+          assert.deepEqual(await again.integrity('vm-1'), { vm: 'vm-1', state: { n: 1 }, fingerprint: '{"digests": {"/bin/sh": ["aa"]}}' });
+          assert.deepEqual(await again.integrity('vm-2'), { vm: 'vm-2', state: { n: 2 }, fingerprint: null });
+          assert.deepEqual(await again.lastEvidence('vm-1'), { vm: 'vm-1', at: at(5), entries: 3, ok: true, failures: [] });
+          // and the state is written without it from now on: the fingerprint stays until replaced or cleared
+          await again.putIntegrities([{ vm: 'vm-1', state: { n: 3 } }]);
+          assert.equal((await again.integrity('vm-1'))?.fingerprint, '{"digests": {"/bin/sh": ["aa"]}}');
+          await again.putIntegrity({ vm: 'vm-1', state: { n: 4 }, fingerprint: null });
+          assert.deepEqual(await again.integrity('vm-1'), { vm: 'vm-1', state: { n: 4 }, fingerprint: null });
+        }));
     });
 
     describe('plans', () => {

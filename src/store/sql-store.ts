@@ -420,15 +420,25 @@ export class SqlStore implements Store {
   }
 
   async integrity(vm: string): Promise<IntegrityRecord | null> {
-    const r = await this.one('SELECT vm, state, fingerprint FROM integrity WHERE vm = ?', [vm]);
+    const r = await this.one('SELECT i.vm, i.state, f.fingerprint FROM integrity i LEFT JOIN fingerprints f ON f.vm = i.vm WHERE i.vm = ?', [vm]);
     return r && { vm: String(r.vm), state: JSON.parse(String(r.state)), fingerprint: r.fingerprint === null || r.fingerprint === undefined ? null : String(r.fingerprint) };
   }
 
   async putIntegrity(r: IntegrityRecord): Promise<void> {
-    await this.fleetWrite(
-      'INSERT INTO integrity (vm, state, fingerprint) VALUES (?, ?, ?) ON CONFLICT (vm) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint',
-      [r.vm, JSON.stringify(r.state ?? null), r.fingerprint],
-    );
+    await this.putIntegrities([{ vm: r.vm, state: r.state, fingerprint: r.fingerprint }]);
+  }
+
+  /** Fingerprints set (a text) or cleared (null), in the caller's transaction (fingerprints: migration 5). */
+  private async putFingerprints(list: readonly { vm: string; fingerprint: string | null }[]): Promise<void> {
+    const set = list.filter((x) => x.fingerprint !== null);
+    const cleared = list.filter((x) => x.fingerprint === null).map((x) => x.vm);
+    for (const part of chunks(set)) {
+      await this.run(
+        `INSERT INTO fingerprints (vm, fingerprint) VALUES ${placeholders(part.length, 2)} ON CONFLICT (vm) DO UPDATE SET fingerprint = excluded.fingerprint`,
+        part.flatMap((x) => [x.vm, x.fingerprint]),
+      );
+    }
+    for (const part of chunks(cleared)) await this.run(`DELETE FROM fingerprints WHERE vm IN (${part.map(() => '?').join(', ')})`, part);
   }
 
   async putIntegrities(writes: readonly IntegrityWrite[]): Promise<void> {
@@ -446,24 +456,17 @@ export class SqlStore implements Store {
       });
       if (e !== undefined && (!e.ok || e.failures.length > 0)) failed.push({ vm: w.vm, ...e });
     }
-    const withFingerprint = [...last.values()].filter((x) => x.fingerprint !== undefined);
-    const without = [...last.values()].filter((x) => x.fingerprint === undefined);
+    const all = [...last.values()];
+    const fingerprints = all.flatMap((x) => (x.fingerprint === undefined ? [] : [{ vm: x.w.vm, fingerprint: x.fingerprint }]));
     await this.fleetTx(async () => {
-      for (const part of chunks(without)) {
+      for (const part of chunks(all)) {
         await this.run(
           `INSERT INTO integrity (vm, state, last_evidence) VALUES ${placeholders(part.length, 3)}
            ON CONFLICT (vm) DO UPDATE SET state = excluded.state, last_evidence = COALESCE(excluded.last_evidence, integrity.last_evidence)`,
           part.flatMap((x) => [x.w.vm, JSON.stringify(x.w.state ?? null), x.evidence ?? null]),
         );
       }
-      for (const part of chunks(withFingerprint)) {
-        await this.run(
-          `INSERT INTO integrity (vm, state, fingerprint, last_evidence) VALUES ${placeholders(part.length, 4)}
-           ON CONFLICT (vm) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint,
-             last_evidence = COALESCE(excluded.last_evidence, integrity.last_evidence)`,
-          part.flatMap((x) => [x.w.vm, JSON.stringify(x.w.state ?? null), x.fingerprint ?? null, x.evidence ?? null]),
-        );
-      }
+      await this.putFingerprints(fingerprints);
       for (const part of chunks(failed)) {
         await this.run(
           `INSERT INTO evidence (${rows.EVIDENCE_COLUMNS}) VALUES ${placeholders(part.length, 5)}`,
