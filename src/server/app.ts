@@ -72,7 +72,7 @@ export interface AppOptions {
   ingest?: IngestOptions;
   /** what is pruned, and how often (retention.ts) */
   retention?: RetentionOptions;
-  /** how long a token looked up is trusted without reading the store again (auth.ts TokenCache); default 2 s, 0: never */
+  /** how long a token looked up is trusted without reading the store again (auth.ts TokenCache); default 10 s, 0: never */
   tokenCacheMs?: number;
   /** the built console (`console/dist`) served at `/`; default: found next to the sources; null: none */
   consoleDir?: string | null;
@@ -111,7 +111,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     nonceTtlMs: opts.nonceTtlMs ?? 5 * 60_000,
     planWaitMs: opts.planWaitMs ?? 25_000,
     evidenceRetentionMs: opts.retention?.evidenceMs ?? 30 * 24 * 60 * 60_000,
-    tokenCache: new TokenCache(opts.tokenCacheMs ?? 2_000),
+    tokenCache: new TokenCache(opts.tokenCacheMs ?? 10_000),
   } as ServerContext;
   ctx.fleet = new FleetState(ctx);
   ctx.ingest = new EvidenceIngest(ctx, opts.ingest);

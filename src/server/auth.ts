@@ -60,6 +60,8 @@ export function cookieValue(header: string | undefined, name: string): string | 
  * per host) need not each read the store, nor wait there behind a transaction in progress. Only tokens that are
  * known and not revoked are kept. Revoking a token clears it here at once; other controllers on the same database
  * clear theirs when they hear of it (the audit event of `token.revoke`), and in any case once `ttlMs` has passed.
+ * The default (10 s) outlives an agent's reporting period (2 s): with 2 s, every report found its token just gone
+ * and read the store again (one query per request in bench:controller).
  */
 export class TokenCache {
   private readonly map = new Map<string, { token: TokenRecord; until: number }>();
