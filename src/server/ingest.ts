@@ -38,7 +38,7 @@ import { loadAttestationKey, type AttestationKey } from '../integrity/tpm-public
 import type { EvidenceRecord, IntegrityWrite, Store } from '../store/store.ts';
 import { applyVerdicts, type VerdictStep } from '../trust/engine.ts';
 import { TrustError, TrustErrorCode, isTrustError } from '../trust/errors.ts';
-import { processEvidence, type EvidenceIncrement, type EvidenceResult } from '../trust/evidence.ts';
+import { processEvidence, type EvidenceContext, type EvidenceIncrement, type EvidenceResult } from '../trust/evidence.ts';
 import type { Fleet } from '../trust/model.ts';
 import type { ServerContext } from './context.ts';
 import { ApiError, ApiErrorCode, notFound } from './errors.ts';
@@ -318,22 +318,26 @@ export class EvidenceIngest {
           for (let i = 0; i < job.items.length; i++) {
             const item = job.items[i];
             const prev = states.get(item.vm);
-            const before = prev?.before ?? (await integrityOf(s, view, item.vm));
+            // from memory without an await when held there (the common case: an await per item adds up)
+            const held = prev?.before ?? (view.integrity.get(item.vm) as (IntegrityEntry & { fingerprint: string | null }) | undefined);
+            const before = held ?? (await integrityOf(s, view, item.vm));
             const stateIn = prev !== undefined ? prev.state : before.state;
-            const ak = await akOf(s, view, item.vm);
+            const ak = view.aks.has(item.vm) ? (view.aks.get(item.vm) ?? null) : await akOf(s, view, item.vm);
+            const appraise = (nonce: string | undefined): EvidenceResult => {
+              const ctx: EvidenceContext = { now: nowMs, key: item.vm };
+              if (ak !== null) ctx.ak = ak;
+              if (nonce !== undefined) ctx.nonce = nonce;
+              return processEvidence(stateIn, item.increment, ctx);
+            };
             const run = async (): Promise<EvidenceResult> => {
-              let nonce: string | undefined;
-              const q = item.increment.quote;
-              if (q !== undefined) {
-                nonce = q.nonce.toLowerCase();
-                const used = await s.useNonce(item.vm, nonce, at);
-                if (used !== 'ok') throw nonceError(used, item.vm);
-              }
-              return processEvidence(stateIn, item.increment, { now: nowMs, key: item.vm, ...(ak === null ? {} : { ak }), ...(nonce === undefined ? {} : { nonce }) });
+              const nonce = (item.increment.quote as NonNullable<EvidenceIncrement['quote']>).nonce.toLowerCase();
+              const used = await s.useNonce(item.vm, nonce, at);
+              if (used !== 'ok') throw nonceError(used, item.vm);
+              return appraise(nonce);
             };
             try {
               // a quoted increment uses its nonce first: in a savepoint, so a refusal after it leaves it unused
-              const result = item.increment.quote === undefined ? await run() : await s.tx(run);
+              const result = item.increment.quote === undefined ? appraise(undefined) : await s.tx(run);
               mine.push({ job: j, item: i, vm: item.vm, result, step: -1 });
               states.set(item.vm, { before, state: result.newState });
             } catch (e) {
