@@ -354,6 +354,27 @@ test('banks: [sha256] resumes from its snapshot, and findQuotedPrefix works on i
   );
 });
 
+test('resume: a used replay taken to a snapshot goes on as a new one from it would, for one bank or both', () => {
+  const entries = list('hpe-keylime-perf-tests/ima_log.txt');
+  for (const banks of [['sha256'], ['sha1', 'sha256']] as Bank[][]) {
+    const a = new PcrReplay(undefined, { banks });
+    for (const e of entries.slice(0, 200)) a.extend(e);
+    const at200 = JSON.parse(JSON.stringify(a.snapshot())) as ReplaySnapshot;
+    const used = new PcrReplay(undefined, { banks });
+    for (const e of entries.slice(0, 500)) used.extend(e); // somewhere else entirely
+    const resumed = used.resume(at200);
+    const fresh = new PcrReplay(at200, { banks });
+    for (const e of entries.slice(200, 400)) {
+      resumed.extend(e);
+      fresh.extend(e);
+    }
+    assert.deepEqual(resumed.snapshot(), fresh.snapshot());
+    assert.equal(resumed.snapshot().pcr.sha256, hex(referenceReplay(entries.slice(0, 400), 'sha256')));
+    // a bad snapshot is refused as the constructor refuses it
+    assert.throws(() => used.resume({ next: -1, pcr: at200.pcr }), (e) => isIntegrityError(e) && e.code === 'ima_bad_replay_state');
+  }
+});
+
 test('a snapshot that cannot be read back is ima_bad_replay_state', () => {
   const good = new PcrReplay().snapshot();
   const bad: unknown[] = [

@@ -113,16 +113,23 @@ export class PcrReplay {
     this.do256 = banks.includes('sha256');
     if (!this.do1 && !this.do256) throw badState('no bank to replay');
     this.banks = (['sha1', 'sha256'] as const).filter((b) => banks.includes(b));
-    if (from !== undefined) {
-      if (typeof from !== 'object' || from === null || typeof from.pcr !== 'object' || from.pcr === null) throw badState('not a replay snapshot');
-      if (!Number.isSafeInteger(from.next) || from.next < 0) throw badState('next must be a non-negative integer');
-      this.n = from.next;
-      fromHex(from.pcr.sha1, 'sha1', this.s1);
-      fromHex(from.pcr.sha256, 'sha256', this.s256);
-      // a bank not replayed keeps its value: its snapshot is the text it came as
-      if (!this.do1) this.hex1 = from.pcr.sha1.toLowerCase();
-      if (!this.do256) this.hex256 = from.pcr.sha256.toLowerCase();
-    }
+    if (from !== undefined) this.resume(from);
+  }
+
+  /**
+   * This replay taken to a snapshot (what `new PcrReplay(from)` gives, without allocating one: a verifier resumes
+   * a replay for every increment it appraises). Throws as the constructor does.
+   */
+  resume(from: ReplaySnapshot): this {
+    if (typeof from !== 'object' || from === null || typeof from.pcr !== 'object' || from.pcr === null) throw badState('not a replay snapshot');
+    if (!Number.isSafeInteger(from.next) || from.next < 0) throw badState('next must be a non-negative integer');
+    fromHex(from.pcr.sha1, 'sha1', this.s1);
+    fromHex(from.pcr.sha256, 'sha256', this.s256);
+    this.n = from.next;
+    // a bank not replayed keeps its value: its snapshot is the text it came as
+    this.hex1 = this.do1 ? undefined : from.pcr.sha1.toLowerCase();
+    this.hex256 = this.do256 ? undefined : from.pcr.sha256.toLowerCase();
+    return this;
   }
 
   /** How many entries were consumed: the number of the next entry, counting from 0. */

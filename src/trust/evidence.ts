@@ -542,6 +542,9 @@ function describeFailures(failures: readonly EntryFailure[], appraised: number):
 
 const toFailure = (f: AppraisalFailure): EntryFailure => ({ entry: f.entry, path: f.path, status: f.status, expected: f.expected, found: f.found, alg: f.alg });
 
+/** The replay of increments without a quote, resumed for each (processEvidence is synchronous: never two at once). */
+const SHA256_REPLAY = new PcrReplay(undefined, { banks: ['sha256'] });
+
 const zeroCounts = (): StatusCounts => ({ ok: 0, excluded: 0, unknown: 0, mismatch: 0, 'bad-signature': 0 });
 
 /**
@@ -600,7 +603,7 @@ export function processEvidence(stateIn: unknown, inc: EvidenceIncrement, ctx: E
     replay = q.replay;
     clock = { clock: q.clock.clock.toString(), resetCount: q.clock.resetCount, restartCount: q.clock.restartCount };
   } else {
-    const r = new PcrReplay(st.replay, { banks: ['sha256'] });
+    const r = SHA256_REPLAY.resume(st.replay);
     for (const e of all) r.extend(e);
     replay = r.snapshot();
   }
