@@ -4,9 +4,10 @@
  * Why: the engine returns a new fleet for every verdict, and copying a `Map` of 10,000 trust records costs
  * 1.5–2.3 ms here, most of a verdict's budget (< 10 ms from verdict to plan). Entries are spread over
  * buckets by a hash of the key (about 8 entries a bucket); `with()` copies only the buckets it touches and the
- * bucket array. Copying the array moves pointers (a 1,024-bucket array of 10,000 entries in about a microsecond),
- * copying a bucket rehashes its entries (about a microsecond for 8), so small buckets keep both a verdict and a
- * group of a hundred verdicts (the controller's evidence, a hundred buckets) cheap. It is a `ReadonlyMap`, so
+ * bucket array. Copying the array moves pointers (a 1,024-bucket array of 10,000 entries in about a microsecond); a
+ * bucket is a flat array `[key, value, key, value…]` searched from the start, so copying one is a `slice` (a Map
+ * would be rebuilt entry by entry, and allocate as it grows): small buckets keep both a verdict and a group of a
+ * hundred verdicts (the controller's evidence, a hundred buckets) cheap. It is a `ReadonlyMap`, so
  * code that only reads a fleet cannot tell it from a `Map`. Iteration goes bucket by bucket: its order is
  * deterministic but not the order of insertion.
  */
@@ -28,9 +29,18 @@ function bucketsFor(n: number): number {
   return b;
 }
 
+/** A bucket: keys at even positions, each followed by its value. */
+type Bucket = unknown[];
+
+/** Where `key` is in `b` (its even position), or -1. */
+function indexIn(b: readonly unknown[], key: string): number {
+  for (let i = 0; i < b.length; i += 2) if (b[i] === key) return i;
+  return -1;
+}
+
 export class ChunkedMap<V> implements ReadonlyMap<string, V> {
   private constructor(
-    private readonly buckets: readonly ReadonlyMap<string, V>[],
+    private readonly buckets: readonly (readonly unknown[])[],
     readonly size: number,
   ) {}
 
@@ -38,10 +48,17 @@ export class ChunkedMap<V> implements ReadonlyMap<string, V> {
   static from<V>(entries: Iterable<readonly [string, V]>): ChunkedMap<V> {
     const list = [...entries];
     const n = bucketsFor(list.length);
-    const buckets: Map<string, V>[] = Array.from({ length: n }, () => new Map());
-    for (const [k, v] of list) buckets[hash(k) & (n - 1)].set(k, v);
+    const buckets: Bucket[] = Array.from({ length: n }, () => []);
     let size = 0;
-    for (const b of buckets) size += b.size;
+    for (const [k, v] of list) {
+      const b = buckets[hash(k) & (n - 1)];
+      const i = indexIn(b, k);
+      if (i >= 0) b[i + 1] = v;
+      else {
+        b.push(k, v);
+        size++;
+      }
+    }
     return new ChunkedMap(buckets, size);
   }
 
@@ -51,51 +68,61 @@ export class ChunkedMap<V> implements ReadonlyMap<string, V> {
   }
 
   get(key: string): V | undefined {
-    return this.buckets[hash(key) & (this.buckets.length - 1)].get(key);
+    const b = this.buckets[hash(key) & (this.buckets.length - 1)];
+    const i = indexIn(b, key);
+    return i >= 0 ? (b[i + 1] as V) : undefined;
   }
 
   has(key: string): boolean {
-    return this.buckets[hash(key) & (this.buckets.length - 1)].has(key);
+    return indexIn(this.buckets[hash(key) & (this.buckets.length - 1)], key) >= 0;
   }
 
   /** A new map with these entries set and these keys removed; this one is unchanged. */
   with(set: Iterable<readonly [string, V]>, remove: Iterable<string> = []): ChunkedMap<V> {
     const n = this.buckets.length;
-    const buckets = this.buckets.slice();
+    const buckets = this.buckets.slice() as Bucket[];
     const copied = new Set<number>();
-    const bucket = (key: string): Map<string, V> => {
+    const bucket = (key: string): Bucket => {
       const i = hash(key) & (n - 1);
       if (!copied.has(i)) {
         copied.add(i);
-        // forEach, not `new Map(old)`: the iterator would allocate an [key, value] pair per entry
-        const copy = new Map<string, V>();
-        buckets[i].forEach((v, k) => copy.set(k, v));
-        buckets[i] = copy;
+        buckets[i] = buckets[i].slice();
       }
-      return buckets[i] as Map<string, V>;
+      return buckets[i];
     };
     let size = this.size;
     for (const [k, v] of set) {
       const b = bucket(k);
-      if (!b.has(k)) size++;
-      b.set(k, v);
+      const i = indexIn(b, k);
+      if (i >= 0) b[i + 1] = v;
+      else {
+        b.push(k, v);
+        size++;
+      }
     }
-    for (const k of remove) if (bucket(k).delete(k)) size--;
-    const next = new ChunkedMap(buckets, size);
+    for (const k of remove) {
+      const b = bucket(k);
+      const i = indexIn(b, k);
+      if (i >= 0) {
+        b.splice(i, 2);
+        size--;
+      }
+    }
+    const next = new ChunkedMap<V>(buckets, size);
     // grown far past what the bucket count suits: spread it again
     return bucketsFor(size) > 2 * n ? ChunkedMap.from(next) : next;
   }
 
   *entries(): MapIterator<[string, V]> {
-    for (const b of this.buckets) yield* b.entries();
+    for (const b of this.buckets) for (let i = 0; i < b.length; i += 2) yield [b[i] as string, b[i + 1] as V];
   }
 
   *keys(): MapIterator<string> {
-    for (const b of this.buckets) yield* b.keys();
+    for (const b of this.buckets) for (let i = 0; i < b.length; i += 2) yield b[i] as string;
   }
 
   *values(): MapIterator<V> {
-    for (const b of this.buckets) yield* b.values();
+    for (const b of this.buckets) for (let i = 0; i < b.length; i += 2) yield b[i + 1] as V;
   }
 
   [Symbol.iterator](): MapIterator<[string, V]> {
@@ -103,6 +130,6 @@ export class ChunkedMap<V> implements ReadonlyMap<string, V> {
   }
 
   forEach(fn: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
-    for (const b of this.buckets) for (const [k, v] of b) fn.call(thisArg, v, k, this);
+    for (const b of this.buckets) for (let i = 0; i < b.length; i += 2) fn.call(thisArg, b[i + 1] as V, b[i] as string, this);
   }
 }
