@@ -14,7 +14,7 @@ import { SQLITE_FILE, openSqliteStore } from './sqlite.ts';
 
 runStoreConformance('sqlite', sqliteBackend());
 
-test('the WAL stays small under a steady stream of concurrent commits (the writer checkpoints), all of them kept', async () => {
+test('the WAL stays small under a steady stream of concurrent commits (checkpoints take their turn), all of them kept', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hg-ckpt-'));
   try {
     const store = await openSqliteStore({ dir });
@@ -28,7 +28,7 @@ test('the WAL stays small under a steady stream of concurrent commits (the write
     let biggest = 0;
     const blob = 'x'.repeat(20_000);
     // ~60 MB through the WAL, one commit each, four writers at once and no pause (a controller under load): without
-    // checkpoints that start the WAL over it would hold all of it
+    // checkpoints that start the WAL over it would hold all of it (a checkpoint thread on its own timer let it grow)
     let i = 0;
     const writer = async () => {
       while (i < 3000) {

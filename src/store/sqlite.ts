@@ -18,24 +18,103 @@
  *
  * Tables are STRICT, so a value of the wrong type fails here as it does on PostgreSQL.
  *
- * Checkpoints (copying the WAL back into the database file, and syncing that) are SQLite's own: the writer makes
- * one when a commit leaves 1,000 pages (4 MB) in the WAL, on this thread, and the next write starts the WAL over.
- * A thread of their own (PASSIVE checkpoints every 200 ms, sessions 2–3) looked cheaper but was not: under a
- * steady stream of commits it never caught up with the writer at the moment a write began, so the WAL was never
- * started over and grew without bound (137 MB after 20 s of `npm run bench:controller`), and the server thread
- * spent more per evidence increment than with the writer's own checkpoints (175 against 145 µs, same run).
+ * Checkpoints (copying the WAL back into the database file, and syncing that) run on a worker thread with its own
+ * connection, when the writer asks: at most every `checkpointMs` (250 ms), after a commit, the checkpoint takes its
+ * turn in the mutex like any call, so no statement of this connection runs meanwhile and the checkpoint copies the
+ * whole WAL; the next write then starts the WAL over. This thread stays free for requests while the pages are
+ * copied and the database file synced (SQLite's own checkpoints, every 1,000 pages in COMMIT, held it 13–17 ms at
+ * a time under bench:controller's load). A checkpoint thread on a timer of its own, without the turn in the mutex
+ * (sessions 2–3), never found the writer idle under a steady stream of commits, so the WAL was never started over
+ * and grew without bound (137 MB after 20 s of the bench). If the thread cannot start or stops, or with
+ * `checkpointMs: false`, the writer checkpoints as SQLite does by default.
  *
  * Events are in-process only: every store open on the same file in this process receives them.
  */
 import { mkdirSync, realpathSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { StoreError, StoreErrorCode } from './errors.ts';
 import { Mutex } from './mutex.ts';
 import type { Row } from './sql-rows.ts';
 import { SqlStore, deliverEvent, type SqlConn, type SqlDriver } from './sql-store.ts';
 import type { Store, StoreEvent } from './store.ts';
+
+/** The checkpointing thread: plain CommonJS (no loader needed), given the file and better-sqlite3's path. */
+const CHECKPOINTER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.module);
+const db = new Database(workerData.file, { timeout: 0 });
+db.pragma('synchronous = FULL');
+parentPort.on('message', (m) => {
+  if (m === 'stop') {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    parentPort.postMessage({ id: m, ok: true, busy: r.busy, log: r.log, checkpointed: r.checkpointed });
+  } catch (e) {
+    parentPort.postMessage({ id: m, ok: false, error: String(e && e.message || e) });
+  }
+});
+`;
+
+/** Checkpoints on a worker thread, one when asked (see the module comment); `onLost` when the thread fails or ends. */
+class Checkpointer {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, (ok: boolean) => void>();
+  private seq = 0;
+  private stopped = false;
+  private readonly done: Promise<void>;
+
+  constructor(file: string, onLost: () => void) {
+    const module = createRequire(import.meta.url).resolve('better-sqlite3');
+    this.worker = new Worker(CHECKPOINTER, { eval: true, workerData: { file, module } });
+    this.worker.unref();
+    this.worker.on('message', (m: { id: number; ok: boolean }) => {
+      this.waiting.get(m.id)?.(m.ok);
+      this.waiting.delete(m.id);
+      if (this.waiting.size === 0) this.worker.unref();
+    });
+    this.done = new Promise((resolve) => {
+      this.worker.on('error', () => undefined);
+      this.worker.on('exit', () => {
+        for (const settle of this.waiting.values()) settle(false);
+        this.waiting.clear();
+        if (!this.stopped) onLost();
+        resolve();
+      });
+    });
+  }
+
+  /** One checkpoint; false if it failed (the WAL then stays as it is, and the next one tries again). */
+  run(): Promise<boolean> {
+    const id = ++this.seq;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      // held while a checkpoint is under way (a caller waits for it in the mutex), else unreferenced
+      this.worker.ref();
+      this.worker.postMessage(id);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    // held by the thread while it finishes (unreferenced, it would not keep a closing process waiting for it)
+    this.worker.ref();
+    this.worker.postMessage('stop');
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
+    await Promise.race([this.done, timeout]);
+    await this.worker.terminate();
+  }
+}
+
+/** How often the writer has the WAL checkpointed by the thread, at most (see the module comment). */
+const CHECKPOINT_MS = 250;
 
 export interface SqliteStoreOptions {
   /** the data directory; created if missing */
@@ -44,6 +123,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** sync the WAL off this thread after commits (default true); false: SQLite's synchronous=FULL, in each COMMIT */
   syncInThread?: boolean;
+  /** have a thread checkpoint the WAL at most this often (default 250 ms); false: the writer does, SQLite's default */
+  checkpointMs?: number | false;
 }
 
 /**
@@ -159,15 +240,31 @@ class SqliteDriver implements SqlDriver {
   private readonly wal: WalSync | null;
   /** this connection wrote since the last sync was asked for */
   private dirty = false;
+  /** the checkpointing thread; null: the writer checkpoints (SQLite's default) */
+  private checkpointer: Checkpointer | null = null;
+  private readonly checkpointMs: number;
+  /** when the last checkpoint was asked for (performance.now()) */
+  private lastCheckpoint = 0;
+  private checkpointQueued = false;
 
   constructor(
     private readonly db: Database.Database,
     private readonly file: string,
     private readonly shared: Shared,
     syncInThread: boolean,
+    checkpointMs: number | false,
   ) {
     this.wal = syncInThread ? new WalSync(`${file}-wal`) : null;
     this.db.pragma(syncInThread ? 'synchronous = NORMAL' : 'synchronous = FULL');
+    this.checkpointMs = checkpointMs === false ? 0 : checkpointMs;
+    if (checkpointMs !== false) {
+      try {
+        this.checkpointer = new Checkpointer(file, () => this.checkpointLost());
+        this.db.pragma('wal_autocheckpoint = 0');
+      } catch {
+        this.checkpointLost();
+      }
+    }
     this.conn = {
       all: (sql, params = []) =>
         guarded(() => {
@@ -209,8 +306,32 @@ class SqliteDriver implements SqlDriver {
 
   /** After a write, once it is committed: the WAL synced (off this thread), so the write is durable. */
   private async durable<T>(result: T, wrote: boolean): Promise<T> {
+    if (wrote) this.checkpointSoon();
     if (wrote && this.wal !== null) await this.wal.sync();
     return result;
+  }
+
+  /**
+   * After a commit: a checkpoint by the thread, when the last was asked for `checkpointMs` ago, queued in the mutex
+   * (the calls already waiting go first; those that come later wait for it). See the module comment.
+   */
+  private checkpointSoon(): void {
+    const c = this.checkpointer;
+    if (c === null || this.checkpointQueued || performance.now() - this.lastCheckpoint < this.checkpointMs) return;
+    this.checkpointQueued = true;
+    void this.shared.mutex
+      .run(async () => {
+        this.lastCheckpoint = performance.now();
+        this.checkpointQueued = false;
+        if (this.checkpointer === c && this.db.open) await c.run();
+      })
+      .catch(() => undefined);
+  }
+
+  /** The checkpointing thread is gone: the writer checkpoints again, as SQLite does by default. */
+  private checkpointLost(): void {
+    this.checkpointer = null;
+    if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
   }
 
   async autocommit<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
@@ -259,8 +380,13 @@ class SqliteDriver implements SqlDriver {
   }
 
   async close(): Promise<void> {
-    // Through the mutex: calls already queued finish first.
-    await this.shared.mutex.run(() => this.db.close());
+    // Through the mutex: calls already queued finish first (a checkpoint among them).
+    const c = this.checkpointer;
+    this.checkpointer = null;
+    await this.shared.mutex.run(async () => {
+      await c?.stop();
+      this.db.close();
+    });
     await this.wal?.close();
     for (const fn of this.mine) this.shared.listeners.delete(fn);
     releaseShared(this.file, this.shared);
@@ -281,7 +407,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     db.close();
     throw e;
   }
-  const store = new SqlStore(new SqliteDriver(db, file, shared, opts.syncInThread ?? true));
+  const store = new SqlStore(new SqliteDriver(db, file, shared, opts.syncInThread ?? true, opts.checkpointMs ?? CHECKPOINT_MS));
   try {
     await store.migrate();
   } catch (e) {
