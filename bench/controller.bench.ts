@@ -46,6 +46,7 @@ import { formatAsciiLine } from '../src/integrity/ima-entry.ts';
 import { pathEntry } from '../src/integrity/measure-entry.ts';
 import { buildApp } from '../src/server/app.ts';
 import { createToken } from '../src/server/routes/tokens.ts';
+import { tuneControllerRuntime } from '../src/server/runtime.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
 import { applyVerdict } from '../src/trust/engine.ts';
 import { bigFleet, policyFrom, T0 } from '../src/trust/fleet.test-support.ts';
@@ -465,6 +466,7 @@ async function startProfile(name: string): Promise<{ stop: () => Promise<void> }
 
 async function main(): Promise<void> {
   const tStart = performance.now();
+  tuneControllerRuntime(); // as `hueguard serve` runs the controller (server/runtime.ts)
   console.log(`controller bench — node ${process.version}, ${os.cpus().length} cores; client: one worker thread, servers: the main thread`);
   console.log(loadLine('at start'));
 

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from '../server/app.ts';
+import { tuneControllerRuntime } from '../server/runtime.ts';
 import { hashSecret } from '../server/credentials.ts';
 import { findConsoleDir } from '../server/routes/console.ts';
 import { createToken } from '../server/routes/tokens.ts';
@@ -91,6 +92,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       throw new CliError(`cannot read the TLS certificate or key: ${(e as Error).message}`);
     }
   }
+  tuneControllerRuntime();
   const { store, where } = await openStore(opts);
   let app;
   try {
