@@ -271,7 +271,9 @@ export class Agent {
     this.#lastList = vms;
     for (const vm of vms) {
       const track = this.#vms.get(vm.name);
-      if (vm.running && !track?.measurer) await this.#startMeasuring(vm, track);
+      // `running`, not `measurer`: a VM measured without a root (its definition and images, a guest's own IMA
+      // list) has no measurer, and every pass restarted its list as a reboot, re-measuring the definition.
+      if (vm.running && !track?.running) await this.#startMeasuring(vm, track);
       if (!vm.running && track?.running) {
         track.running = false;
         await track.measurer?.close();
