@@ -5,7 +5,8 @@
  *    bare `node:http` server that parses the same JSON body and answers the controller's own answer (a precomputed
  *    string). Both are loaded by the same client code: a worker thread (its own event loop; the servers run on the
  *    main thread) with a keep-alive `http.Agent` and 32 requests in flight for 3 s each (after a 0.5 s warm-up).
- * 2. Evidence ingestion on SQLite (WAL, synchronous=FULL, in a temp dir): 1,000 hosts × 10 VMs, inventory reported
+ * 2. Evidence ingestion on SQLite (in a temp dir, as `hueguard serve` runs it: WAL synced before each answer,
+ *    checkpoints on their thread, the commit delay, V8 tuned by server/runtime.ts): 1,000 hosts × 10 VMs, inventory reported
  *    through the API by each host's agent token, the policy published through the API, then every VM's first
  *    evidence (enrollment, 6 `ima-ng` lines as `hueguard measure` prints them; one request per host). Then an
  *    open-loop load, as agents send it (the agent is per host, DESIGN.md §4): every 2 s each host sends ONE request,
