@@ -6,7 +6,7 @@
  * being stored wait, and are then taken together (up to `maxVms` increments): one store transaction appraises them
  * all against the fleet in memory (`fleet-state.ts`), stores every integrity state, evidence record, trust
  * transition (audited) and new plan, and commits once. A job's promise settles only after that commit, so an
- * answered increment is durable (SQLite: WAL, synchronous=FULL; PostgreSQL: committed), and a failed commit fails
+ * answered increment is durable (SQLite: its WAL synced, sqlite.ts; PostgreSQL: committed), and a failed commit fails
  * every job of the group (nothing of it is stored; the agents send again).
  *
  * Commit delay (PostgreSQL's `commit_delay`, for the same reason): a group starts no sooner than `commitDelayMs`
