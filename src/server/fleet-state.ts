@@ -25,6 +25,7 @@ import type { AttestationKey } from '../integrity/tpm-public.ts';
 import { CompiledPolicy } from '../monitor/compile.ts';
 import { Mutex } from '../store/mutex.ts';
 import type { Store } from '../store/store.ts';
+import { BoundedMap } from '../trust/bounded-map.ts';
 import { makeFleet, type Fleet } from '../trust/model.ts';
 import { parseStoredPolicy, type CurrentPolicy, type ServerContext } from './context.ts';
 
@@ -58,49 +59,6 @@ export interface FleetChange<T> {
 
 /** Thrown inside a change whose transaction raced another controller's: rolled back and run again. */
 class StaleFleet extends Error {}
-
-/**
- * A map that keeps the entries set last, up to a budget of weight (a fingerprint's text length): the integrity
- * states of a large fleet with large fingerprints need not all stay in memory.
- */
-export class BoundedMap<V> {
-  private readonly map = new Map<string, { value: V; weight: number }>();
-  private total = 0;
-  constructor(
-    private readonly budget: number,
-    private readonly weigh: (v: V) => number,
-  ) {}
-
-  get(k: string): V | undefined {
-    return this.map.get(k)?.value;
-  }
-
-  set(k: string, value: V): void {
-    this.delete(k);
-    const weight = this.weigh(value);
-    this.map.set(k, { value, weight });
-    this.total += weight;
-    // Only when over budget: iterating a Map that keeps deleting and re-adding entries first walks over the holes
-    // its deletions left (until it rehashes), which made every set cost O(size).
-    if (this.total <= this.budget) return;
-    for (const [key, e] of this.map) {
-      if (this.total <= this.budget || key === k) break;
-      this.map.delete(key);
-      this.total -= e.weight;
-    }
-  }
-
-  delete(k: string): void {
-    const e = this.map.get(k);
-    if (e === undefined) return;
-    this.map.delete(k);
-    this.total -= e.weight;
-  }
-
-  get size(): number {
-    return this.map.size;
-  }
-}
 
 /** Memory of integrity states: fingerprint texts up to this many characters in all (besides 1 KiB per VM). */
 const INTEGRITY_BUDGET = 64 * 1024 * 1024;

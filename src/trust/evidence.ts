@@ -69,6 +69,7 @@ import type { HashName } from '../integrity/tpm-marshal.ts';
 import { parsePcrFile, type PcrBanks } from '../integrity/tpm-pcr-file.ts';
 import type { AttestationKey } from '../integrity/tpm-public.ts';
 import { clockStateOf, verifyQuote, type CheckName, type ClockState } from '../integrity/tpm-quote.ts';
+import { BoundedMap } from './bounded-map.ts';
 import { TrustError, TrustErrorCode } from './errors.ts';
 import { isoTime } from './state.ts';
 
@@ -331,14 +332,12 @@ interface CachedFingerprint {
   live?: { appraiser: Appraiser; violations: 'fail' | 'accept'; state: AppraiserState };
 }
 const CACHE_MAX_PATHS = 500_000;
-const fingerprints = new Map<string, CachedFingerprint>();
-let cachedPaths = 0;
+const fingerprints = new BoundedMap<CachedFingerprint>(CACHE_MAX_PATHS, (c) => c.paths);
 
 function cachedFingerprint(text: string, enrolled?: RuntimePolicy): CachedFingerprint {
   let c = fingerprints.get(text);
   if (c !== undefined) {
-    fingerprints.delete(text); // most recent last
-    fingerprints.set(text, c);
+    fingerprints.set(text, c); // most recent last
     return c;
   }
   let policy: RuntimePolicy;
@@ -352,13 +351,6 @@ function cachedFingerprint(text: string, enrolled?: RuntimePolicy): CachedFinger
   }
   c = { policy, paths: policy.digests.size + policy.keyrings.size + policy.imaBuf.size + 1 };
   fingerprints.set(text, c);
-  cachedPaths += c.paths;
-  if (cachedPaths <= CACHE_MAX_PATHS) return c;
-  for (const [k, old] of fingerprints) {
-    if (cachedPaths <= CACHE_MAX_PATHS || old === c) break;
-    fingerprints.delete(k);
-    cachedPaths -= old.paths;
-  }
   return c;
 }
 
@@ -397,8 +389,7 @@ interface Live {
   state: AppraiserState;
 }
 const LIVE_MAX_PATHS = 1_000_000;
-const liveByKey = new Map<string, { text: string; live: Live; paths: number }>();
-let livePaths = 0;
+const liveByKey = new BoundedMap<{ text: string; live: Live; paths: number }>(LIVE_MAX_PATHS, (e) => e.paths);
 
 /**
  * An Appraiser for `text` in the stored `state` — the live one kept for `key` (or for the text) when it is in
@@ -406,11 +397,9 @@ let livePaths = 0;
  */
 function appraiserFor(text: string, state: AppraiserState, violations: 'fail' | 'accept', key?: string): { appraiser: Appraiser; paths: number } {
   if (key !== undefined) {
-    const e = liveByKey.get(key);
+    // taken: whatever happens next, it is not reused unless kept again
+    const e = liveByKey.take(key);
     if (e !== undefined) {
-      // taken: whatever happens next, it is not reused unless kept again
-      liveByKey.delete(key);
-      livePaths -= e.paths;
       if (e.text === text && e.live.violations === violations && sameAppraiserState(e.live.state, state)) return { appraiser: e.live.appraiser, paths: e.paths };
     }
     const c = cachedFingerprint(text);
@@ -440,20 +429,7 @@ function keepAppraiser(text: string, appraiser: Appraiser, saved: AppraiserState
     if (c !== undefined) c.live = live;
     return;
   }
-  const old = liveByKey.get(key);
-  if (old !== undefined) {
-    liveByKey.delete(key);
-    livePaths -= old.paths;
-  }
   liveByKey.set(key, { text, live, paths });
-  livePaths += paths;
-  // only when over budget (see BoundedMap in server/fleet-state.ts: iterating walks the holes deletions left)
-  if (livePaths <= LIVE_MAX_PATHS) return;
-  for (const [k, e] of liveByKey) {
-    if (livePaths <= LIVE_MAX_PATHS || k === key) break;
-    liveByKey.delete(k);
-    livePaths -= e.paths;
-  }
 }
 
 // ---- the quote -----------------------------------------------------------------------------------------------------
