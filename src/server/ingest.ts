@@ -114,10 +114,11 @@ export function checkEntries(entries: readonly string[], field: string): ImaEntr
   return out;
 }
 
-/** The VM's integrity state, from memory or the store (the fingerprint is kept apart from the state there). */
-async function integrityOf(s: Store, view: FleetView, vm: string): Promise<IntegrityEntry & { fingerprint: string | null }> {
-  const held = view.integrity.get(vm) as (IntegrityEntry & { fingerprint: string | null }) | undefined;
-  if (held !== undefined) return held;
+/** The integrity state the fleet in memory holds for the VM, if it does (no await: this runs for every item). */
+const heldIntegrity = (view: FleetView, vm: string) => view.integrity.get(vm) as (IntegrityEntry & { fingerprint: string | null }) | undefined;
+
+/** The VM's integrity state read from the store (it is not held in memory), and held from now on. */
+async function readIntegrity(s: Store, view: FleetView, vm: string): Promise<IntegrityEntry & { fingerprint: string | null }> {
   const r = await s.integrity(vm);
   // A state stored before the fingerprint had its own column holds it inside: read as it is, moved at the next write.
   const entry = r === null ? { state: null, fingerprint: null } : { state: r.fingerprint === null ? r.state : { ...(r.state as object), fingerprint: r.fingerprint }, fingerprint: r.fingerprint };
@@ -125,8 +126,8 @@ async function integrityOf(s: Store, view: FleetView, vm: string): Promise<Integ
   return entry;
 }
 
-async function akOf(s: Store, view: FleetView, vm: string): Promise<AttestationKey | null> {
-  if (view.aks.has(vm)) return view.aks.get(vm) ?? null;
+/** The VM's attestation key read from the store (it is not held in memory), and held from now on. */
+async function readAk(s: Store, view: FleetView, vm: string): Promise<AttestationKey | null> {
   const r = await s.attestationKey(vm);
   let ak: AttestationKey | null = null;
   try {
@@ -319,10 +320,9 @@ export class EvidenceIngest {
             const item = job.items[i];
             const prev = states.get(item.vm);
             // from memory without an await when held there (the common case: an await per item adds up)
-            const held = prev?.before ?? (view.integrity.get(item.vm) as (IntegrityEntry & { fingerprint: string | null }) | undefined);
-            const before = held ?? (await integrityOf(s, view, item.vm));
+            const before = prev?.before ?? heldIntegrity(view, item.vm) ?? (await readIntegrity(s, view, item.vm));
             const stateIn = prev !== undefined ? prev.state : before.state;
-            const ak = view.aks.has(item.vm) ? (view.aks.get(item.vm) ?? null) : await akOf(s, view, item.vm);
+            const ak = view.aks.has(item.vm) ? (view.aks.get(item.vm) ?? null) : await readAk(s, view, item.vm);
             const appraise = (nonce: string | undefined): EvidenceResult => {
               const ctx: EvidenceContext = { now: nowMs, key: item.vm };
               if (ak !== null) ctx.ak = ak;
