@@ -48,6 +48,7 @@ import { pathEntry } from '../src/integrity/measure-entry.ts';
 import { buildApp } from '../src/server/app.ts';
 import { createToken } from '../src/server/routes/tokens.ts';
 import { tuneControllerRuntime } from '../src/server/runtime.ts';
+import { timeTables, topLines, type CpuProfile } from '../scripts/profile-top.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
 import { applyVerdict } from '../src/trust/engine.ts';
 import { bigFleet, policyFrom, T0 } from '../src/trust/fleet.test-support.ts';
@@ -447,20 +448,13 @@ async function startProfile(name: string): Promise<{ stop: () => Promise<void> }
   await s.post('Profiler.start');
   return {
     async stop() {
-      const { profile } = (await s.post('Profiler.stop')) as unknown as { profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] } };
+      const { profile } = (await s.post('Profiler.stop')) as unknown as { profile: CpuProfile };
       s.disconnect();
       // one file per profiled step: OUT with the step's name before the extension (x.cpuprofile → x-host.cpuprofile)
       const out = process.env.HUEGUARD_BENCH_PROFILE_OUT;
       if (out) (await import('node:fs')).writeFileSync(out.replace(/(\.cpuprofile)?$/, `-${name}$1`), JSON.stringify(profile));
-      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-      const self = new Map<string, number>();
-      profile.samples.forEach((id, i) => {
-        const n = byId.get(id)!;
-        const k = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}`;
-        self.set(k, (self.get(k) ?? 0) + (profile.timeDeltas[i] ?? 0));
-      });
-      const total = [...self.values()].reduce((a, b) => a + b, 0);
-      for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`   profile ${(us / 1000).toFixed(0).padStart(6)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`);
+      const { total, self } = timeTables(profile);
+      for (const l of topLines(self, total, 25)) console.log(`   profile ${l}`);
     },
   };
 }
